@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/alicebob/miniredis/v2"
+
+	"github.com/chdproxy/chdproxy/policy"
+	"github.com/chdproxy/chdproxy/proxy"
+	"github.com/chdproxy/chdproxy/redact"
+	"github.com/chdproxy/chdproxy/smartpay"
+	"github.com/chdproxy/chdproxy/vault"
+)
+
+// devMerchant is the one merchant `chdproxy dev` knows.
+const devMerchant = "merchant_dev"
+
+// devState is DIR/dev.json: where everything listens and the keys to use.
+type devState struct {
+	CollectURL     string `json:"collect_url"`
+	ForwardURL     string `json:"forward_url"`
+	AdminURL       string `json:"admin_url"`
+	SandboxURL     string `json:"sandbox_url"`
+	Merchant       string `json:"merchant"`
+	PublishableKey string `json:"publishable_key"`
+	SecretKey      string `json:"secret_key"`
+	AdminKey       string `json:"admin_key"`
+}
+
+// runDev runs the embedded default: miniredis, the dev-only cipher, the SmartPayments
+// sandbox as both upstreams and the three listeners, all on loopback in one process.
+func runDev(args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	stateDir := fs.String("state-dir", ".dev", "folder for dev.json")
+	collectAddr := fs.String("collect-addr", "127.0.0.1:8080", "collect listener")
+	forwardAddr := fs.String("forward-addr", "127.0.0.1:8081", "forward listener")
+	adminAddr := fs.String("admin-addr", "127.0.0.1:8082", "admin listener")
+	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:8083", "SmartPayments sandbox")
+	var origins multiFlag
+	fs.Var(&origins, "origin", "browser origin allowed to tokenize (repeatable; default http://localhost:3000)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if len(origins) == 0 {
+		origins = multiFlag{"http://localhost:3000"}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	sandboxURL := "http://" + *sandboxAddr
+	pol, err := policy.LoadDefault()
+	if err != nil {
+		return err
+	}
+	if pol, err = pol.WithUpstreams(map[string]string{"chd-api": sandboxURL, "api-gateway": sandboxURL}); err != nil {
+		return err
+	}
+	if err := pol.Validate(policy.LintOptions{Dev: true}); err != nil {
+		return err
+	}
+	red := redactorFor(pol)
+	log := redact.NewLogger(os.Stderr, red, pol.Hash)
+
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		return err
+	}
+	defer mr.Close()
+	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{mr.Addr()}})
+	defer rdb.Close()
+	cipher, err := vault.NewLocalCipher()
+	if err != nil {
+		return err
+	}
+	v, err := vault.New(vault.Config{
+		Transit: cipher, Store: vault.NewStore(rdb, vault.StoreOptions{}),
+		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
+	})
+	if err != nil {
+		return err
+	}
+
+	keys := &proxy.Keys{}
+	st := devState{
+		CollectURL: "http://" + *collectAddr, ForwardURL: "http://" + *forwardAddr,
+		AdminURL: "http://" + *adminAddr, SandboxURL: sandboxURL, Merchant: devMerchant,
+	}
+	for role, dst := range map[proxy.Role]*string{proxy.RolePublishable: &st.PublishableKey, proxy.RoleSecret: &st.SecretKey, proxy.RoleAdmin: &st.AdminKey} {
+		if *dst, err = keys.Generate(devMerchant, role); err != nil {
+			return err
+		}
+	}
+	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{})
+	if err != nil {
+		return err
+	}
+	sandbox := smartpay.NewSandbox(smartpay.Options{BaseURL: sandboxURL, Logger: log})
+	defer sandbox.Close()
+
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log}
+	ls := []listener{
+		{name: "collect", addr: *collectAddr, handler: proxy.CollectHandler(deps)},
+		{name: "forward", addr: *forwardAddr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
+		{name: "admin", addr: *adminAddr, handler: proxy.AdminHandler(deps, policy.Explain(pol))},
+		{name: "sandbox", addr: *sandboxAddr, handler: sandbox.Handler()},
+	}
+	if err := writeDevState(*stateDir, st); err != nil {
+		return err
+	}
+	printWalkthrough(filepath.Join(*stateDir, "dev.json"), st)
+	log.WithField("state", filepath.Join(*stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
+	return listenAll(ctx, log, ls)
+}
+
+func writeDevState(dir string, st devState) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "dev.json"), append(b, '\n'), 0o600)
+}
+
+// printWalkthrough shows, on stdout, the shortest path from a card to a payment.
+// The sandbox's test card numbers are in README.md; none is printed from code.
+func printWalkthrough(path string, st devState) {
+	fmt.Printf(`chdproxy dev: collect %s  forward %s  admin %s  sandbox %s
+Keys and addresses: %s
+
+  # 1. tokenize a card (the browser's job), e.g. the sandbox's success card from README.md
+  curl -s %[1]s/v1/tokens -H 'Authorization: Bearer %[6]s' \
+    -d card_number=CARD -d card_exp_month=12 -d card_exp_year=2030 -d card_cvv=123 -d 'card_holder=John Doe'
+  # 2. pay with the token (the backend's job); README.md has the whole request
+  curl -s %[2]s/initPaymentHost2Host -H 'Proxy-Authorization: Bearer %[7]s' -u test:qwerty \
+    -H 'Content-Type: application/json' -d '{..., "card_number":"tok_...", "card_cvv":"tok_..."}'
+  # 3. check it
+  curl -s %[2]s/check -H 'Proxy-Authorization: Bearer %[7]s' -u test:qwerty \
+    -H 'Content-Type: application/json' -d '{"order_id":"..."}'
+
+Ctrl-C stops. Nothing here is for real card data: dev cipher, in-memory Redis.
+`, st.CollectURL, st.ForwardURL, st.AdminURL, st.SandboxURL, path, st.PublishableKey, st.SecretKey)
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"os"
+
+	"github.com/chdproxy/chdproxy/policy"
+)
+
+// runRedact scrubs stdin to stdout with the rules of the logs (the default policy's,
+// or those of --policy FILE).
+func runRedact(args []string) error {
+	fs := flag.NewFlagSet("redact", flag.ContinueOnError)
+	file := fs.String("policy", "", "policy whose redaction rules apply (default: the embedded policy)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		return errUsage
+	}
+	p, err := policy.LoadDefault()
+	if *file != "" {
+		p, err = policy.Load(*file, policy.LintOptions{Dev: true})
+	}
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	if err := redactorFor(p).Stream(out, os.Stdin); err != nil {
+		return err
+	}
+	return out.Flush()
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/chdproxy/chdproxy/policy"
+	"github.com/chdproxy/chdproxy/proxy"
+	"github.com/chdproxy/chdproxy/redact"
+	"github.com/chdproxy/chdproxy/vault"
+)
+
+// serveConfig is the production configuration file (see deploy/chdproxy.example.yaml).
+// Secrets are read from files, never written in it.
+type serveConfig struct {
+	Policy string `yaml:"policy"`
+	Listen struct {
+		Collect listenConfig `yaml:"collect"`
+		Forward listenConfig `yaml:"forward"`
+		Admin   listenConfig `yaml:"admin"`
+	} `yaml:"listen"`
+	Vault struct {
+		Address    string        `yaml:"address"`
+		TokenFile  string        `yaml:"token_file"`
+		CAFile     string        `yaml:"ca_file"`
+		Mount      string        `yaml:"mount"`
+		CardKey    string        `yaml:"card_key"`
+		CVVKey     string        `yaml:"cvv_key"`
+		HMACKey    string        `yaml:"hmac_key"`
+		CreateKeys bool          `yaml:"create_keys"`
+		Timeout    time.Duration `yaml:"timeout"`
+	} `yaml:"vault"`
+	Redis struct {
+		Addrs        []string `yaml:"addrs"`
+		MasterName   string   `yaml:"master_name"`
+		Username     string   `yaml:"username"`
+		PasswordFile string   `yaml:"password_file"`
+		TLS          bool     `yaml:"tls"`
+		CAFile       string   `yaml:"ca_file"`
+		Prefix       string   `yaml:"prefix"`
+	} `yaml:"redis"`
+	Upstream struct {
+		CAFile          string        `yaml:"ca_file"` // extra CA bundle (tests, private PKI)
+		ConnectTimeout  time.Duration `yaml:"connect_timeout"`
+		ResponseTimeout time.Duration `yaml:"response_timeout"`
+	} `yaml:"upstream"`
+	Merchants []struct {
+		ID      string   `yaml:"id"`
+		Origins []string `yaml:"origins"`
+		Keys    []struct {
+			Role   proxy.Role `yaml:"role"`
+			Digest string     `yaml:"digest"` // "sha256:<hex>" of the key; the key itself is never stored
+		} `yaml:"keys"`
+	} `yaml:"merchants"`
+}
+
+type listenConfig struct {
+	Addr    string `yaml:"addr"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// runServe runs production chdproxy: real Vault transit, real Redis, TLS listeners.
+// It refuses the dev cipher, an unsafe policy and plain-text listeners off loopback.
+func runServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	file := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
+		return errUsage
+	}
+	cfg, err := loadServeConfig(*file)
+	if err != nil {
+		return err
+	}
+	pol, err := policy.Load(cfg.Policy, policy.LintOptions{})
+	if err != nil {
+		return err
+	}
+	red := redactorFor(pol)
+	log := redact.NewLogger(os.Stderr, red, pol.Hash)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	token, err := readSecretFile(cfg.Vault.TokenFile)
+	if err != nil {
+		return fmt.Errorf("vault token: %w", err)
+	}
+	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{
+		Address: cfg.Vault.Address, Token: token, Mount: cfg.Vault.Mount, CACertFile: cfg.Vault.CAFile,
+		CardKey: cfg.Vault.CardKey, CVVKey: cfg.Vault.CVVKey, HMACKey: cfg.Vault.HMACKey, Timeout: cfg.Vault.Timeout,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Vault.CreateKeys {
+		if err := transit.EnsureKeys(ctx); err != nil {
+			return fmt.Errorf("vault keys: %w", err)
+		}
+	}
+	ropts := vault.RedisOptions{Addrs: cfg.Redis.Addrs, MasterName: cfg.Redis.MasterName, Username: cfg.Redis.Username}
+	if cfg.Redis.PasswordFile != "" {
+		if ropts.Password, err = readSecretFile(cfg.Redis.PasswordFile); err != nil {
+			return fmt.Errorf("redis password: %w", err)
+		}
+	}
+	if cfg.Redis.TLS {
+		pool, err := certPool(cfg.Redis.CAFile)
+		if err != nil {
+			return err
+		}
+		ropts.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	rdb := vault.NewRedisClient(ropts)
+	defer rdb.Close()
+	v, err := vault.New(vault.Config{
+		Transit: transit, Store: vault.NewStore(rdb, vault.StoreOptions{Prefix: cfg.Redis.Prefix}),
+		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
+	})
+	if err != nil {
+		return err
+	}
+
+	keys := &proxy.Keys{}
+	merchants := map[string]proxy.Merchant{}
+	for _, m := range cfg.Merchants {
+		merchants[m.ID] = proxy.Merchant{ID: m.ID, Origins: m.Origins}
+		for _, k := range m.Keys {
+			if err := keys.Add(m.ID, k.Role, k.Digest); err != nil {
+				return fmt.Errorf("merchant %s: %w", m.ID, err)
+			}
+		}
+	}
+	upCAs, err := certPool(cfg.Upstream.CAFile)
+	if err != nil {
+		return err
+	}
+	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{
+		RootCAs: upCAs, ConnectTimeout: cfg.Upstream.ConnectTimeout, ResponseTimeout: cfg.Upstream.ResponseTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log}
+	ls := []listener{
+		{name: "collect", addr: cfg.Listen.Collect.Addr, handler: proxy.CollectHandler(deps)},
+		{name: "forward", addr: cfg.Listen.Forward.Addr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
+		{name: "admin", addr: cfg.Listen.Admin.Addr, handler: proxy.AdminHandler(deps, policy.Explain(pol))},
+	}
+	for i, lc := range []listenConfig{cfg.Listen.Collect, cfg.Listen.Forward, cfg.Listen.Admin} {
+		if ls[i].wrapLn, err = tlsListener(ls[i].name, lc); err != nil {
+			return err
+		}
+	}
+	if err := v.Ping(ctx); err != nil {
+		log.WithError(err).Warn("vault or redis not ready yet; /readyz reports it")
+	}
+	log.Info("chdproxy serving")
+	return listenAll(ctx, log, ls)
+}
+
+func loadServeConfig(path string) (*serveConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var cfg serveConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var errs []error
+	if cfg.Policy == "" {
+		errs = append(errs, errors.New("policy: required"))
+	}
+	if cfg.Vault.Address == "" || cfg.Vault.TokenFile == "" {
+		errs = append(errs, errors.New("vault: address and token_file are required"))
+	}
+	if len(cfg.Redis.Addrs) == 0 {
+		errs = append(errs, errors.New("redis: addrs required"))
+	}
+	for name, l := range map[string]listenConfig{"collect": cfg.Listen.Collect, "forward": cfg.Listen.Forward, "admin": cfg.Listen.Admin} {
+		if l.Addr == "" {
+			errs = append(errs, fmt.Errorf("listen.%s.addr: required", name))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%s: %w", path, errors.Join(errs...))
+	}
+	return &cfg, nil
+}
+
+// tlsListener wraps a listener in TLS. Plain text is allowed only on loopback
+// (behind a local TLS-terminating sidecar).
+func tlsListener(name string, lc listenConfig) (func(net.Listener) net.Listener, error) {
+	if lc.TLSCert == "" && lc.TLSKey == "" {
+		host, _, err := net.SplitHostPort(lc.Addr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("listen.%s: tls_cert and tls_key are required off loopback", name)
+		}
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(lc.TLSCert, lc.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("listen.%s: %w", name, err)
+	}
+	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	return func(ln net.Listener) net.Listener { return tls.NewListener(ln, conf) }, nil
+}
+
+// certPool returns the system roots plus the PEM file's CAs (nil, nil for no file).
+func certPool(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificates", file)
+	}
+	return pool, nil
+}
+
+func readSecretFile(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("no file named")
+	}
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
+}

@@ -1,0 +1,551 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// basePolicy is small, valid and safe; each case below breaks it one way.
+const basePolicy = `version: 1
+upstreams:
+  chd: {base_url: "https://chd.example", card_data: true}
+  gw: {base_url: "https://gw.example"}
+routes:
+  - name: pay
+    path: /pay
+    upstream: chd
+    payment: true
+    kinds: [card, apple_pay]
+    payment_method_field: payment_method
+    inject:
+      - {field: card_number, attribute: pan, kinds: [card]}
+      - {field: card_cvv, attribute: cvv, kinds: [card]}
+      - {field: wallet_dpan, attribute: dpan, kinds: [apple_pay]}
+  - name: payout
+    path: /payout
+    upstream: chd
+    kinds: [card]
+    inject:
+      - {field: payout_card, attribute: pan}
+passthrough:
+  - {name: status, path: /status, upstream: gw}
+tokens: {card_ttl: 24h, cvv_ttl: 10m, wallet_ttl: 10m}
+logging: {pan_mask: last4}
+redaction: {fields: [card_cvv], headers: [Authorization]}
+`
+
+// want is an expected problem: its path, a piece of its message, and a piece
+// of the line it must point at ("" for line 0).
+type want struct{ path, msg, at string }
+
+// mutate applies old→new replacements to basePolicy, failing when one does
+// not apply exactly once.
+func mutate(t *testing.T, repl ...string) string {
+	t.Helper()
+	s := basePolicy
+	for i := 0; i+1 < len(repl); i += 2 {
+		if n := strings.Count(s, repl[i]); n != 1 {
+			t.Fatalf("replacement %q matches %d times, want 1", repl[i], n)
+		}
+		s = strings.Replace(s, repl[i], repl[i+1], 1)
+	}
+	return s
+}
+
+// lineOf returns the 1-based line of the first line containing needle.
+func lineOf(t *testing.T, text, needle string) int {
+	t.Helper()
+	if needle == "" {
+		return 0
+	}
+	for i, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, needle) {
+			return i + 1
+		}
+	}
+	t.Fatalf("no line contains %q", needle)
+	return 0
+}
+
+func checkProblems(t *testing.T, text string, got []Problem, wants []want) {
+	t.Helper()
+	if len(got) != len(wants) {
+		t.Errorf("got %d problems, want %d:\n%s", len(got), len(wants), listProblems(got))
+		return
+	}
+	for i, w := range wants {
+		g := got[i]
+		if g.Path != w.path || !strings.Contains(g.Message, w.msg) || g.Line != lineOf(t, text, w.at) {
+			t.Errorf("problem %d: got %q, want line %d, path %q, message containing %q",
+				i, g.String(), lineOf(t, text, w.at), w.path, w.msg)
+		}
+	}
+}
+
+func listProblems(probs []Problem) string {
+	var b strings.Builder
+	for _, p := range probs {
+		fmt.Fprintf(&b, "  %s\n", p)
+	}
+	return b.String()
+}
+
+func TestBasePolicyIsValidAndSafe(t *testing.T) {
+	if _, probs := LintBytes([]byte(basePolicy), LintOptions{}); len(probs) > 0 {
+		t.Fatalf("base policy has problems:\n%s", listProblems(probs))
+	}
+}
+
+func TestLintRejectsUnsafePolicies(t *testing.T) {
+	tests := []struct {
+		name string
+		dev  bool
+		yaml string
+		want []want
+	}{
+		{
+			name: "an http upstream is refused outside dev",
+			yaml: mutate(t, `"https://gw.example"`, `"http://gw.example"`),
+			want: []want{{"upstreams.gw.base_url", "plain http", "http://gw.example"}},
+		},
+		{
+			name: "an http upstream on loopback is refused outside dev",
+			yaml: mutate(t, `"https://chd.example"`, `"http://127.0.0.1:8083"`),
+			want: []want{{"upstreams.chd.base_url", "must use https", "127.0.0.1"}},
+		},
+		{
+			name: "an http upstream to another host is refused even in dev",
+			dev:  true,
+			yaml: mutate(t, `"https://gw.example"`, `"http://gw.example"`),
+			want: []want{{"upstreams.gw.base_url", "dev allows http only to 127.0.0.1", "http://gw.example"}},
+		},
+		{
+			name: "an upstream with a scheme other than https is refused",
+			yaml: mutate(t, `"https://gw.example"`, `"ftp://gw.example"`),
+			want: []want{{"upstreams.gw.base_url", "must use https", "ftp://"}},
+		},
+		{
+			name: "an upstream carrying credentials is refused",
+			yaml: mutate(t, `"https://gw.example"`, `"https://user:pw@gw.example"`),
+			want: []want{{"upstreams.gw.base_url", "must not carry credentials", "user:pw"}},
+		},
+		{
+			name: "an upstream with a query is refused",
+			yaml: mutate(t, `"https://gw.example"`, `"https://gw.example/?x=1"`),
+			want: []want{{"upstreams.gw.base_url", "must not have a query", "x=1"}},
+		},
+		{
+			name: "an injection route to a host that is not the card-data host is refused",
+			yaml: mutate(t, "path: /payout\n    upstream: chd", "path: /payout\n    upstream: gw"),
+			want: []want{{"routes[1].upstream", "not a card-data host", "upstream: gw"}},
+		},
+		{
+			name: "a CVV injected on a route that is not a payment route is refused",
+			yaml: mutate(t, "{field: payout_card, attribute: pan}", "{field: payout_card, attribute: pan}\n      - {field: payout_cvv, attribute: cvv}"),
+			want: []want{{"routes[1].inject[1].attribute", "only on a payment route", "payout_cvv"}},
+		},
+		{
+			name: "a CVV TTL above the 60m cap is refused",
+			yaml: mutate(t, "cvv_ttl: 10m", "cvv_ttl: 61m"),
+			want: []want{{"tokens.cvv_ttl", "above the hard cap of 1h", "cvv_ttl"}},
+		},
+		{
+			name: "a wallet TTL above the 60m cap is refused",
+			yaml: mutate(t, "wallet_ttl: 10m", "wallet_ttl: 2h"),
+			want: []want{{"tokens.wallet_ttl", "above the hard cap", "wallet_ttl"}},
+		},
+		{
+			name: "a zero CVV TTL is refused",
+			yaml: mutate(t, "cvv_ttl: 10m", "cvv_ttl: 0s"),
+			want: []want{{"tokens.cvv_ttl", "too short", "cvv_ttl"}},
+		},
+		{
+			name: "a negative card TTL is refused",
+			yaml: mutate(t, "card_ttl: 24h", "card_ttl: -1h"),
+			want: []want{{"tokens.card_ttl", "too short", "card_ttl"}},
+		},
+		{
+			name: "injection into a query string, written as a field prefix, is refused",
+			yaml: mutate(t, "field: card_number,", `field: "query:card_number",`),
+			want: []want{{"routes[0].inject[0].field", "query string is never allowed", "query:card_number"}},
+		},
+		{
+			name: "injection into a header, written as a location, is refused",
+			yaml: mutate(t, "{field: card_number, attribute: pan, kinds: [card]}", "{field: card_number, attribute: pan, kinds: [card], location: header}"),
+			want: []want{{"routes[0].inject[0].location", "header is never allowed", "location: header"}},
+		},
+		{
+			name: "injection into a header, written as a field prefix, is refused",
+			yaml: mutate(t, "field: card_number,", `field: "header:X-Card",`),
+			want: []want{{"routes[0].inject[0].field", "header is never allowed", "header:X-Card"}},
+		},
+		{
+			name: "an unknown location is refused",
+			yaml: mutate(t, "{field: card_number, attribute: pan, kinds: [card]}", "{field: card_number, attribute: pan, kinds: [card], location: cookie}"),
+			want: []want{{"routes[0].inject[0].location", `unknown location "cookie"`, "location: cookie"}},
+		},
+		{
+			name: "a field prefix that contradicts the location is refused",
+			yaml: mutate(t, "{field: card_number, attribute: pan, kinds: [card]}", `{field: "query:card_number", attribute: pan, kinds: [card], location: body}`),
+			want: []want{{"routes[0].inject[0].location", "location given twice", "query:card_number"}},
+		},
+		{
+			name: "a nested field path is refused",
+			yaml: mutate(t, "field: card_number,", "field: card.number,"),
+			want: []want{{"routes[0].inject[0].field", "not a top-level JSON key", "card.number"}},
+		},
+		{
+			name: "a wildcard route path is refused",
+			yaml: mutate(t, "path: /pay\n", "path: /pay*\n"),
+			want: []want{{"routes[0].path", "wildcard or pattern", "/pay*"}},
+		},
+		{
+			name: "a route path with a variable is refused",
+			yaml: mutate(t, "path: /pay\n", "path: /pay/{id}\n"),
+			want: []want{{"routes[0].path", "wildcard or pattern", "/pay/{id}"}},
+		},
+		{
+			name: "a route path with a regular expression is refused",
+			yaml: mutate(t, "path: /pay\n", "path: /pay/(.+)$\n"),
+			want: []want{{"routes[0].path", "wildcard or pattern", "/pay/(.+)$"}},
+		},
+		{
+			name: "a route path with a colon variable is refused",
+			yaml: mutate(t, "path: /pay\n", "path: /pay/:id\n"),
+			want: []want{{"routes[0].path", "wildcard or pattern", "/pay/:id"}},
+		},
+		{
+			name: "a wildcard passthrough path is refused",
+			yaml: mutate(t, "path: /status,", "path: /status/*,"),
+			want: []want{{"passthrough[0].path", "wildcard or pattern", "/status/*"}},
+		},
+		{
+			name: "a route path not starting with a slash is refused",
+			yaml: mutate(t, "path: /payout", "path: payout"),
+			want: []want{{"routes[1].path", "must start with '/'", "path: payout"}},
+		},
+		{
+			name: "a route path with a trailing slash is refused",
+			yaml: mutate(t, "path: /payout", "path: /payout/"),
+			want: []want{{"routes[1].path", "trailing '/'", "path: /payout/"}},
+		},
+		{
+			name: "a field mapped twice on one route is refused",
+			yaml: mutate(t, "field: wallet_dpan,", "field: card_number,"),
+			want: []want{{"routes[0].inject[2].field", `field "card_number" is mapped twice`, "attribute: dpan"}},
+		},
+		{
+			name: "the same path injected and passed through is refused",
+			yaml: mutate(t, "path: /status,", "path: /pay,"),
+			want: []want{{"passthrough[0].path", "both an injection route (routes[0]) and a passthrough route", "name: status"}},
+		},
+		{
+			name: "the same path routed twice is refused",
+			yaml: mutate(t, "path: /payout", "path: /pay # twice"),
+			want: []want{{"routes[1].path", "already routed by routes[0]", "# twice"}},
+		},
+		{
+			name: "an unknown attribute is refused",
+			yaml: mutate(t, "attribute: pan, kinds: [card]}", "attribute: track2, kinds: [card]}"),
+			want: []want{{"routes[0].inject[0].attribute", `unknown attribute "track2"`, "track2"}},
+		},
+		{
+			name: "an unknown token kind is refused",
+			yaml: mutate(t, "kinds: [card, apple_pay]", "kinds: [card, apple_pay, paypal]"),
+			want: []want{{"routes[0].kinds[2]", `unknown token kind "paypal"`, "paypal"}},
+		},
+		{
+			name: "a wallet attribute for card tokens is refused",
+			yaml: mutate(t, "attribute: pan, kinds: [card]}", "attribute: dpan, kinds: [card]}"),
+			want: []want{{"routes[0].inject[0].kinds[0]", `attribute "dpan" does not exist for card tokens`, "field: card_number"}},
+		},
+		{
+			name: "a card attribute for wallet tokens is refused",
+			yaml: mutate(t, "attribute: dpan, kinds: [apple_pay]", "attribute: holder, kinds: [apple_pay]"),
+			want: []want{
+				{"routes[0].kinds", `token kind "apple_pay" is accepted but no field receives`, "kinds: [card, apple_pay]"},
+				{"routes[0].inject[2].kinds[0]", `attribute "holder" does not exist for apple_pay tokens`, "wallet_dpan"},
+			},
+		},
+		{
+			name: "an injection for a kind the route does not accept is refused",
+			yaml: mutate(t, "attribute: pan, kinds: [card]}", "attribute: pan, kinds: [card, google_pay]}"),
+			want: []want{{"routes[0].inject[0].kinds[1]", `token kind "google_pay" is not accepted by this route`, "field: card_number"}},
+		},
+		{
+			name: "an accepted kind that no field receives is refused",
+			yaml: mutate(t, "kinds: [card, apple_pay]", "kinds: [card, apple_pay, google_pay]"),
+			want: []want{{"routes[0].kinds", `token kind "google_pay" is accepted but no field receives`, "google_pay"}},
+		},
+		{
+			name: "a route accepting several kinds without payment_method_field is refused",
+			yaml: mutate(t, "    payment_method_field: payment_method\n", ""),
+			want: []want{{"routes[0].payment_method_field", "must name payment_method_field", "name: pay"}},
+		},
+		{
+			name: "a payment_method_field that also receives card data is refused",
+			yaml: mutate(t, "payment_method_field: payment_method", "payment_method_field: card_number"),
+			want: []want{{"routes[0].inject[0].field", "payment_method_field and cannot receive card data", "{field: card_number"}},
+		},
+		{
+			name: "an injection route with no fields is refused",
+			yaml: mutate(t, "    inject:\n      - {field: payout_card, attribute: pan}\n", "    inject: []\n"),
+			want: []want{{"routes[1].inject", "no fields to inject", "inject: []"}},
+		},
+		{
+			name: "an injection route with a method other than POST is refused",
+			yaml: mutate(t, "path: /payout", "path: /payout\n    method: PUT"),
+			want: []want{{"routes[1].method", `accept POST only, got "PUT"`, "method: PUT"}},
+		},
+		{
+			name: "a passthrough route with a method other than POST or GET is refused",
+			yaml: mutate(t, "upstream: gw}", "upstream: gw, method: DELETE}"),
+			want: []want{{"passthrough[0].method", `POST or GET only, got "DELETE"`, "DELETE"}},
+		},
+		{
+			name: "duplicate route names are refused",
+			yaml: mutate(t, "name: payout", "name: pay # again"),
+			want: []want{{"routes[1].name", `duplicate route name "pay" (also routes[0])`, "# again"}},
+		},
+		{
+			name: "a passthrough name that repeats a route name is refused",
+			yaml: mutate(t, "name: status", "name: payout"),
+			want: []want{{"passthrough[0].name", `duplicate route name "payout" (also routes[1])`, "path: /status"}},
+		},
+		{
+			name: "an undefined upstream is refused",
+			yaml: mutate(t, "upstream: gw}", "upstream: nowhere}"),
+			want: []want{{"passthrough[0].upstream", `upstream "nowhere" is not defined`, "nowhere"}},
+		},
+		{
+			name: "a PAN mask that shows more than BIN and last4 is refused",
+			yaml: mutate(t, "pan_mask: last4", "pan_mask: first6_last4"),
+			want: []want{{"logging.pan_mask", `pan_mask "first6_last4" is not allowed`, "pan_mask"}},
+		},
+		{
+			name: "an unsupported version is refused",
+			yaml: mutate(t, "version: 1", "version: 2"),
+			want: []want{{"version", "unsupported version 2", "version"}},
+		},
+		{
+			name: "a header listed twice in another case is refused",
+			yaml: mutate(t, "headers: [Authorization]", "headers: [Authorization, authorization]"),
+			want: []want{{"redaction.headers[1]", `header "authorization" is listed twice`, "headers:"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, got := LintBytes([]byte(tt.yaml), LintOptions{Dev: tt.dev})
+			checkProblems(t, tt.yaml, got, tt.want)
+		})
+	}
+}
+
+func TestDecodeRejectsSchemaErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []want
+	}{
+		{
+			name: "an unknown key is refused",
+			yaml: mutate(t, "version: 1\n", "version: 1\nextra: true\n"),
+			want: []want{{"extra", `unknown key "extra"`, "extra"}},
+		},
+		{
+			name: "a misspelled key is refused with a suggestion, and the key it replaces is missing",
+			yaml: mutate(t, "path: /payout\n    upstream: chd", "path: /payout\n    upstrem: chd"),
+			want: []want{
+				{"routes[1].upstream", `missing required key "upstream"`, "name: payout"},
+				{"routes[1].upstrem", `unknown key "upstrem" (did you mean "upstream"?)`, "upstrem"},
+			},
+		},
+		{
+			name: "a duplicate key is refused",
+			yaml: mutate(t, "logging: {pan_mask: last4}", "logging: {pan_mask: last4, pan_mask: bin_last4}"),
+			want: []want{{"logging.pan_mask", `duplicate key "pan_mask" (first at line 25)`, "logging"}},
+		},
+		{
+			name: "a duplicate upstream is refused",
+			yaml: mutate(t, "  gw: {base_url", "  chd: {base_url: \"https://other.example\"}\n  gw: {base_url"),
+			want: []want{{"upstreams.chd", `duplicate key "chd"`, "other.example"}},
+		},
+		{
+			name: "a string where a boolean belongs is refused",
+			yaml: mutate(t, "card_data: true", `card_data: "yes"`),
+			want: []want{{"upstreams.chd.card_data", "must be a boolean", "card_data"}},
+		},
+		{
+			name: "a YAML 1.1 yes where a boolean belongs is refused",
+			yaml: mutate(t, "payment: true", "payment: yes"),
+			want: []want{{"routes[0].payment", "must be a boolean (true or false), got a string", "payment: yes"}},
+		},
+		{
+			name: "a number where a duration belongs is refused",
+			yaml: mutate(t, "card_ttl: 24h", "card_ttl: 24"),
+			want: []want{{"tokens.card_ttl", "must be a duration", "tokens"}},
+		},
+		{
+			name: "a malformed duration is refused",
+			yaml: mutate(t, "card_ttl: 24h", "card_ttl: 1 day"),
+			want: []want{{"tokens.card_ttl", `got "1 day"`, "tokens"}},
+		},
+		{
+			name: "a string where a list belongs is refused",
+			yaml: mutate(t, "kinds: [card]\n", "kinds: card\n"),
+			want: []want{{"routes[1].kinds", "must be a list, got a string", "kinds: card"}},
+		},
+		{
+			name: "a number where a string belongs is refused",
+			yaml: mutate(t, "name: status", "name: 7"),
+			want: []want{{"passthrough[0].name", "must be a string, got an integer", "name: 7"}},
+		},
+		{
+			name: "an empty value is refused",
+			yaml: mutate(t, "upstream: gw}", "upstream: }"),
+			want: []want{{"passthrough[0].upstream", "must be a string, got nothing (null)", "name: status"}},
+		},
+		{
+			name: "a missing section is refused",
+			yaml: mutate(t, "logging: {pan_mask: last4}\n", ""),
+			want: []want{{"logging", `missing required key "logging"`, "version"}},
+		},
+		{
+			name: "anchors and aliases are refused",
+			yaml: mutate(t, "kinds: [card, apple_pay]", "kinds: &k [card, apple_pay]", "kinds: [card]\n", "kinds: *k\n"),
+			want: []want{
+				{"", "anchors are not allowed", "&k"},
+				{"routes[1].kinds", "aliases are not allowed", "kinds: *k"},
+			},
+		},
+		{
+			name: "a merge key is refused",
+			yaml: mutate(t, "tokens: {card_ttl: 24h, cvv_ttl: 10m, wallet_ttl: 10m}", "base: &b {card_ttl: 24h}\ntokens: {<<: *b, cvv_ttl: 10m, wallet_ttl: 10m}"),
+			want: []want{
+				{"", "anchors are not allowed", "base:"},
+				{"base", `unknown key "base"`, "base:"},
+				{"tokens", "merge keys (<<) are not allowed", "tokens:"},
+				{"tokens.card_ttl", `missing required key "card_ttl"`, "tokens:"},
+			},
+		},
+		{
+			name: "a second YAML document is refused",
+			yaml: basePolicy + "---\nversion: 1\n",
+			want: []want{{"", "only one YAML document", "---"}},
+		},
+		{
+			name: "a YAML syntax error is reported with its line",
+			yaml: mutate(t, "logging: {pan_mask: last4}", "logging: {pan_mask: [last4}"),
+			want: []want{{"", "YAML syntax", "logging"}},
+		},
+		{
+			name: "a policy that is not a mapping is refused",
+			yaml: "- version: 1\n",
+			want: []want{{"", "the policy must be a mapping, got a list", "version"}},
+		},
+		{
+			name: "an empty policy is refused",
+			yaml: "# nothing here\n",
+			want: []want{{"", "policy is empty", ""}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, got := LintBytes([]byte(tt.yaml), LintOptions{})
+			checkProblems(t, tt.yaml, got, tt.want)
+		})
+	}
+}
+
+func TestLintAllowsLoopbackHTTPInDev(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8083", "http://localhost:8083", "http://[::1]:8083", "https://gw.example"} {
+		t.Run(u, func(t *testing.T) {
+			y := mutate(t, `"https://gw.example"`, `"`+u+`"`, `"https://chd.example"`, `"`+u+`"`)
+			if _, probs := LintBytes([]byte(y), LintOptions{Dev: true}); len(probs) > 0 {
+				t.Errorf("dev lint of %s: got problems:\n%s", u, listProblems(probs))
+			}
+		})
+	}
+}
+
+func TestLintReportsEveryProblemInAFile(t *testing.T) {
+	y := mutate(t,
+		`"https://gw.example"`, `"http://gw.example"`, // 1: plain http
+		"path: /payout", "path: /payout/*", // 2: wildcard
+		"field: card_number,", `field: "query:card_number",`, // 3: query injection
+		"cvv_ttl: 10m", "cvv_ttl: 90m", // 4: CVV TTL cap
+		"logging: {pan_mask: last4}", "logging: {pan_mask: full, colour: red}", // 5: unknown key, 6: pan_mask
+	)
+	// Five distinct lines, six problems: every one is listed, in line order.
+	_, got := LintBytes([]byte(y), LintOptions{})
+	checkProblems(t, y, got, []want{
+		{"upstreams.gw.base_url", "plain http", "http://gw.example"},
+		{"routes[0].inject[0].field", "query string", "query:card_number"},
+		{"routes[1].path", "wildcard", "/payout/*"},
+		{"tokens.cvv_ttl", "hard cap", "cvv_ttl"},
+		{"logging.colour", "unknown key", "colour"},
+		{"logging.pan_mask", "not allowed", "pan_mask"},
+	})
+}
+
+func TestLintReportsFiveProblemsWhenAFileHasFive(t *testing.T) {
+	y := mutate(t,
+		"version: 1", "version: 1\nowner: payments", // unknown key
+		`"https://chd.example"`, `"http://chd.example"`, // plain http
+		"path: /pay\n", "path: /pay/{order}\n", // wildcard
+		"wallet_ttl: 10m", "wallet_ttl: 3h", // wallet TTL cap
+		"name: status", "name: pay", // duplicate name
+	)
+	_, got := LintBytes([]byte(y), LintOptions{})
+	if len(got) != 5 {
+		t.Fatalf("got %d problems, want 5:\n%s", len(got), listProblems(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Line < got[i-1].Line || got[i].Line == 0 {
+			t.Errorf("problems not sorted by line, or without a line:\n%s", listProblems(got))
+		}
+	}
+}
+
+func TestLintOfAPolicyBuiltInCode(t *testing.T) {
+	p := &Policy{
+		Version:   1,
+		Upstreams: map[string]Upstream{"chd": {Name: "chd", BaseURL: "https://chd.example", CardData: true}},
+		Routes: []Route{{
+			Name: "pay", Method: "POST", Path: "/pay", Upstream: "chd", Payment: true,
+			AllowedKinds: []string{KindCard},
+			Inject:       []Injection{{Field: "card_number", Location: LocationBody, Attribute: AttrPAN, Kinds: []string{KindCard}}},
+		}},
+		Tokens:  TokenTTLs{Card: 24 * 3600e9, CVV: 600e9, Wallet: 600e9},
+		Logging: Logging{PANMask: PANMaskBINLast4},
+	}
+	if probs := Lint(p, LintOptions{}); len(probs) > 0 {
+		t.Fatalf("got problems:\n%s", listProblems(probs))
+	}
+	p.Routes[0].Inject[0].Location = ""
+	probs := Lint(p, LintOptions{})
+	if len(probs) != 1 || probs[0].Line != 0 || probs[0].Path != "routes[0].inject[0].field" {
+		t.Fatalf("got %v, want one problem without a line at routes[0].inject[0].field", probs)
+	}
+	if got := Lint(nil, LintOptions{}); len(got) != 1 {
+		t.Errorf("Lint(nil): got %v, want one problem", got)
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{Line: 12, Path: "routes[1].path", Message: "m"}, "line 12: routes[1].path: m"},
+		{Problem{Path: "routes[1].path", Message: "m"}, "routes[1].path: m"},
+		{Problem{Line: 3, Message: "m"}, "line 3: m"},
+		{Problem{Message: "m"}, "m"},
+	}
+	for _, tt := range tests {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/chdproxy/chdproxy/vault"
+)
+
+// AdminHandler serves the admin listener: health, readiness, token delete and the
+// policy report (the Markdown of `chdproxy policy explain`).
+func AdminHandler(d Deps, policyReport []byte) http.Handler {
+	rt := newRouter(d.Log, "admin")
+	a := &admin{Deps: d, report: policyReport}
+	rt.Methods(http.MethodGet).Path("/healthz").Name("healthz").Handler(wrap(d.Log, "admin", a.healthz))
+	rt.Methods(http.MethodGet).Path("/readyz").Name("readyz").Handler(wrap(d.Log, "admin", a.readyz))
+	rt.Methods(http.MethodGet).Path("/v1/policy").Name("policy_report").Handler(wrap(d.Log, "admin", a.policy))
+	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("admin_token_delete").Handler(wrap(d.Log, "admin", a.deleteToken))
+	return rt
+}
+
+type admin struct {
+	Deps
+	report []byte
+}
+
+func (a *admin) healthz(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+// readyz checks Vault and Redis with a short deadline so a load balancer gets a fast answer.
+func (a *admin) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.Vault.Ping(ctx); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (a *admin) authenticate(r *http.Request) (Key, error) {
+	key, err := a.Keys.Authenticate(bearer(r.Header.Get("Authorization")), RoleAdmin)
+	if err != nil {
+		return key, errUnauthorized
+	}
+	ri := info(r)
+	ri.merchant, ri.keyID = key.Merchant, key.ID
+	return key, nil
+}
+
+func (a *admin) policy(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.authenticate(r); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+	_, err := w.Write(a.report)
+	return err
+}
+
+func (a *admin) deleteToken(w http.ResponseWriter, r *http.Request) error {
+	key, err := a.authenticate(r)
+	if err != nil {
+		return err
+	}
+	return deleteToken(w, r, a.Vault, key.Merchant)
+}
+
+// deleteToken removes a token of merchant; shared by the admin and forward listeners.
+func deleteToken(w http.ResponseWriter, r *http.Request, v *vault.Vault, merchant string) error {
+	id := mux.Vars(r)["id"]
+	if !vault.ValidTokenID(id) {
+		return errTokenNotFound // malformed ids answer exactly like unknown ones
+	}
+	info(r).token = id
+	if err := v.Delete(r.Context(), merchant, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,190 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/chdproxy/chdproxy/card"
+	"github.com/chdproxy/chdproxy/vault"
+)
+
+// Merchant is one merchant as the listeners know it.
+type Merchant struct {
+	ID      string
+	Origins []string // browser origins allowed to tokenize with this merchant's pk_ keys
+}
+
+// Deps is what the listeners share.
+type Deps struct {
+	Vault     *vault.Vault
+	Keys      *Keys
+	Merchants map[string]Merchant
+	Log       *logrus.Logger
+	Now       func() time.Time
+}
+
+func (d Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+// maxCollectBody bounds a tokenize request: a wallet payload of 16 KiB as base64 plus fields.
+const maxCollectBody = 32 << 10
+
+// collectFields are the only fields POST /v1/tokens accepts (SmartPayments names).
+var collectFields = map[string]bool{
+	"payment_method": true,
+	"card_number":    true, "card_exp_month": true, "card_exp_year": true, "card_cvv": true, "card_holder": true,
+	"apple_pay_dpan": true, "apple_pay_payment_method_network": true,
+	"google_pay_dpan": true, "google_pay_payment_method_network": true,
+}
+
+// CollectHandler serves the collect listener: POST /v1/tokens for browser checkouts.
+func CollectHandler(d Deps) http.Handler {
+	rt := newRouter(d.Log, "collect")
+	c := &collect{d}
+	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d.Log, "collect", c.tokenize))
+	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d.Log, "collect", c.preflight))
+	return rt
+}
+
+type collect struct{ Deps }
+
+// preflight answers CORS preflights. The browser sends no credentials here, so an origin
+// passes if any merchant allows it; the real request is then checked against its own merchant.
+func (c *collect) preflight(w http.ResponseWriter, r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !c.anyMerchantAllows(origin) {
+		return errOriginNotAllowed
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Methods", "POST")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (c *collect) anyMerchantAllows(origin string) bool {
+	for _, m := range c.Merchants {
+		if slices.Contains(m.Origins, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *collect) tokenize(w http.ResponseWriter, r *http.Request) error {
+	ri := info(r)
+	key, err := c.Keys.Authenticate(bearer(r.Header.Get("Authorization")), RolePublishable)
+	if err != nil {
+		return errUnauthorized
+	}
+	ri.merchant, ri.keyID = key.Merchant, key.ID
+	w.Header().Add("Vary", "Origin")
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// Requests without Origin come from servers and curl, not browsers; a browser
+		// always sends it on a cross-origin POST.
+		if !slices.Contains(c.Merchants[key.Merchant].Origins, origin) {
+			return errOriginNotAllowed
+		}
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxCollectBody)
+	f, err := readFields(r, collectFields)
+	if err != nil {
+		return err
+	}
+	var meta vault.Metadata
+	switch method := f["payment_method"]; method {
+	case "", "card":
+		in, err := parseCardFields(f, c.now())
+		if err != nil {
+			return err
+		}
+		meta, err = c.Vault.TokenizeCard(r.Context(), key.Merchant, in)
+		if err != nil {
+			return err
+		}
+	case "applePayDPan", "googlePayDPan":
+		in, err := parseWalletFields(f, method)
+		if err != nil {
+			return err
+		}
+		meta, err = c.Vault.TokenizeWallet(r.Context(), key.Merchant, in)
+		if err != nil {
+			return err
+		}
+	default:
+		return errPaymentMethod
+	}
+	ri.token = meta.Token
+	writeJSON(w, http.StatusCreated, meta)
+	return nil
+}
+
+// parseCardFields validates the card fields; wallet fields beside them are refused.
+func parseCardFields(f map[string]string, now time.Time) (vault.CardInput, error) {
+	var in vault.CardInput
+	for k := range f {
+		if strings.HasPrefix(k, "apple_pay_") || strings.HasPrefix(k, "google_pay_") {
+			return in, errUnknownField
+		}
+	}
+	if f["card_number"] == "" || f["card_exp_month"] == "" || f["card_exp_year"] == "" {
+		return in, errMissingField
+	}
+	var err error
+	if in.PAN, err = card.ParsePAN(f["card_number"]); err != nil {
+		return in, err
+	}
+	if in.Expiry, err = card.ParseExpiry(f["card_exp_month"], f["card_exp_year"], now); err != nil {
+		return in, err
+	}
+	if v, ok := f["card_cvv"]; ok {
+		if in.CVV, err = card.ParseCVV(v, in.PAN.Brand()); err != nil {
+			return in, err
+		}
+	}
+	if v, ok := f["card_holder"]; ok {
+		if in.Holder, err = card.ParseHolder(v); err != nil {
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+// parseWalletFields validates an Apple Pay or Google Pay payload; only its own two fields
+// (and payment_method) may be present.
+func parseWalletFields(f map[string]string, method string) (vault.WalletInput, error) {
+	in := vault.WalletInput{Kind: vault.KindApplePay}
+	prefix := "apple_pay_"
+	if method == "googlePayDPan" {
+		in.Kind, prefix = vault.KindGooglePay, "google_pay_"
+	}
+	for k := range f {
+		if k != "payment_method" && k != prefix+"dpan" && k != prefix+"payment_method_network" {
+			return in, errUnknownField
+		}
+	}
+	dpan, network := f[prefix+"dpan"], f[prefix+"payment_method_network"]
+	if dpan == "" || network == "" {
+		return in, errMissingField
+	}
+	var err error
+	if in.DPAN, err = card.ParseDPAN(dpan); err != nil {
+		return in, err
+	}
+	if in.Network, err = card.ParseNetwork(network); err != nil {
+		return in, err
+	}
+	return in, nil
+}

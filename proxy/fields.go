@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// readFields reads a flat request body of string fields, JSON or form-encoded, and
+// refuses anything ambiguous: duplicate or case-variant keys, fields outside allowed,
+// non-string JSON values (a PAN sent as a number), trailing data, invalid UTF-8 and
+// control characters. Errors never carry the offending value.
+func readFields(r *http.Request, allowed map[string]bool) (map[string]string, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errBodyTooLarge
+		}
+		return nil, errInvalidJSON
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		return nil, errUnsupportedMedia
+	}
+	var fields map[string]string
+	switch mt {
+	case "application/json":
+		fields, err = jsonFields(body)
+	case "application/x-www-form-urlencoded":
+		fields, err = formFields(body)
+	default:
+		return nil, errUnsupportedMedia
+	}
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(fields))
+	for k, v := range fields {
+		if !allowed[k] {
+			return nil, errUnknownField
+		}
+		lk := strings.ToLower(k)
+		if seen[lk] {
+			return nil, errDuplicateField
+		}
+		seen[lk] = true
+		if !cleanText(v) {
+			return nil, errInvalidText
+		}
+	}
+	return fields, nil
+}
+
+func jsonFields(body []byte) (map[string]string, error) {
+	if !utf8.Valid(body) {
+		return nil, errInvalidText // encoding/json would silently turn it into U+FFFD
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errInvalidJSON
+	}
+	fields := map[string]string{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, errInvalidJSON
+		}
+		k := kt.(string) // object keys are always strings
+		vt, err := dec.Token()
+		if err != nil {
+			return nil, errInvalidJSON
+		}
+		v, ok := vt.(string)
+		if !ok { // number, bool, null, object or array
+			return nil, errFieldType
+		}
+		if _, dup := fields[k]; dup {
+			return nil, errDuplicateField
+		}
+		fields[k] = v
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, errInvalidJSON
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errInvalidJSON // trailing data after the object
+	}
+	return fields, nil
+}
+
+func formFields(body []byte) (map[string]string, error) {
+	if !utf8.Valid(body) {
+		return nil, errInvalidText
+	}
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errInvalidForm
+	}
+	fields := make(map[string]string, len(vals))
+	for k, vs := range vals {
+		if len(vs) != 1 {
+			return nil, errDuplicateField
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(vs[0]) {
+			return nil, errInvalidText
+		}
+		fields[k] = vs[0]
+	}
+	return fields, nil
+}
+
+// cleanText reports whether s is valid UTF-8 without control characters.
+func cleanText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,401 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/chdproxy/chdproxy/policy"
+	"github.com/chdproxy/chdproxy/redact"
+	"github.com/chdproxy/chdproxy/vault"
+)
+
+// Forward listener errors.
+var (
+	errRawCardData     = newError(http.StatusBadRequest, "raw_card_data", "request contains card data; send token ids instead")
+	errTokenNotAllowed = newError(http.StatusBadRequest, "token_not_allowed", "a token appears in a field or route where the policy allows none")
+	errTokenMismatch   = newError(http.StatusBadRequest, "token_mismatch", "all token fields of one request must hold the same token")
+	errKindNotAllowed  = newError(http.StatusBadRequest, "token_kind_not_allowed", "this route does not accept this kind of token")
+	errMethodMismatch  = newError(http.StatusBadRequest, "payment_method_mismatch", "payment_method does not match the token's kind")
+	errUpstreamTimeout = newError(http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
+	errUpstreamFailed  = newError(http.StatusBadGateway, "upstream_unavailable", "the upstream could not be reached")
+	errEgress          = newError(http.StatusBadGateway, "egress_denied", "the upstream host is not allowed by the policy")
+	errUpstreamBody    = newError(http.StatusBadGateway, "upstream_response_too_large", "the upstream response is too large")
+)
+
+const (
+	maxForwardBody  = 64 << 10 // SmartPayments requests are a few KiB
+	maxUpstreamBody = 4 << 20  // the largest answer is the transaction-list xlsx
+)
+
+// ForwardDeps is what the forward listener needs beyond the shared Deps.
+type ForwardDeps struct {
+	Deps
+	Policy   *policy.Policy
+	Redactor *redact.Redactor
+	Client   *http.Client // from NewUpstreamClient
+}
+
+// ForwardHandler serves the forward listener: the SmartPayments paths the policy names,
+// with token ids where card data would be, and token metadata and delete.
+func ForwardHandler(d ForwardDeps) http.Handler {
+	rt := newRouter(d.Log, "forward")
+	f := &forward{d}
+	for i := range d.Policy.Routes {
+		route := &d.Policy.Routes[i]
+		rt.Methods(http.MethodPost).Path(route.Path).Name(route.Name).Handler(wrap(d.Log, "forward",
+			func(w http.ResponseWriter, r *http.Request) error { return f.inject(w, r, route) }))
+	}
+	for i := range d.Policy.Passthrough {
+		pt := &d.Policy.Passthrough[i]
+		rt.Methods(pt.Method).Path(pt.Path).Name(pt.Name).Handler(wrap(d.Log, "forward",
+			func(w http.ResponseWriter, r *http.Request) error { return f.passthrough(w, r, pt) }))
+	}
+	rt.Methods(http.MethodGet).Path("/v1/tokens/{id}").Name("token_metadata").Handler(wrap(d.Log, "forward", f.metadata))
+	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("token_delete").Handler(wrap(d.Log, "forward", f.delete))
+	return rt
+}
+
+type forward struct{ ForwardDeps }
+
+func (f *forward) authenticate(r *http.Request) (Key, error) {
+	key, err := f.Keys.Authenticate(bearer(r.Header.Get("Proxy-Authorization")), RoleSecret)
+	if err != nil {
+		return key, errUnauthorized
+	}
+	ri := info(r)
+	ri.merchant, ri.keyID = key.Merchant, key.ID
+	return key, nil
+}
+
+// readJSONBody reads a bounded JSON body and refuses raw card data anywhere in it,
+// in the query string too.
+func (f *forward) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if f.Redactor.ContainsPAN([]byte(r.URL.RawQuery)) {
+		return nil, errRawCardData
+	}
+	if r.Method == http.MethodGet {
+		return nil, nil
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, errUnsupportedMedia
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForwardBody))
+	if err != nil {
+		return nil, errBodyTooLarge
+	}
+	if f.Redactor.ContainsPAN(body) {
+		return nil, errRawCardData
+	}
+	return body, nil
+}
+
+// passthrough forwards a call that carries no card data, unchanged.
+func (f *forward) passthrough(w http.ResponseWriter, r *http.Request, pt *policy.Passthrough) error {
+	if _, err := f.authenticate(r); err != nil {
+		return err
+	}
+	body, err := f.readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		if _, err := parseObject(body); err != nil {
+			return err
+		}
+	}
+	if containsToken(body) || containsToken([]byte(r.URL.RawQuery)) {
+		return errTokenNotAllowed
+	}
+	up, _ := f.Policy.Upstream(pt.Upstream)
+	return f.send(w, r, up, pt.Path, body)
+}
+
+// inject fills the card data of one token into the fields the policy names for the
+// route, then forwards the request to the route's card-data upstream.
+//
+// Rules: every token in the body must sit in a field the route may fill, and all of
+// them must be the same token. Fields the policy fills from the token's kind are
+// replaced when they hold the token id and added when absent; PAN, CVV and DPAN fields
+// can only ever hold a token id. The CVV is injected (and consumed) only when its field
+// names the token. A request that names no token is forwarded as it is (for example
+// a withdrawal with payment_method "token").
+func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.Route) error {
+	key, err := f.authenticate(r)
+	if err != nil {
+		return err
+	}
+	body, err := f.readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	fields, err := parseObject(body)
+	if err != nil {
+		return err
+	}
+	token, err := referencedToken(body, fields, route)
+	if err != nil {
+		return err
+	}
+	up, _ := f.Policy.Upstream(route.Upstream)
+	if token == "" {
+		return f.send(w, r, up, route.Path, body)
+	}
+	info(r).token = token
+
+	meta, err := f.Vault.Metadata(r.Context(), key.Merchant, token)
+	if err != nil {
+		return err
+	}
+	kind := string(meta.Kind)
+	if !route.Accepts(kind) {
+		return errKindNotAllowed
+	}
+	if err := checkPaymentMethod(fields, route, kind); err != nil {
+		return err
+	}
+	injections := route.InjectionsFor(kind)
+	wantCVV := false
+	for _, inj := range injections {
+		if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
+			wantCVV = true
+		}
+	}
+	sec, err := f.Vault.Detokenize(r.Context(), key.Merchant, token, wantCVV)
+	if err != nil {
+		return err
+	}
+	set, add := map[string][]byte{}, []string(nil)
+	for _, inj := range injections {
+		present := hasField(fields, inj.Field)
+		if inj.Attribute == policy.AttrCVV && !wantCVV {
+			continue
+		}
+		if present && fieldValue(fields, inj.Field) != token {
+			continue // a plain non-secret value the merchant chose to send (checked above for secrets)
+		}
+		v := attribute(sec, inj.Attribute)
+		if v == nil {
+			continue
+		}
+		set[inj.Field] = v
+		if !present {
+			add = append(add, inj.Field)
+		}
+	}
+	out := splice(body, fields, set, add)
+	for _, v := range set {
+		wipe(v)
+	}
+	defer wipe(out)
+	return f.send(w, r, up, route.Path, out)
+}
+
+// referencedToken returns the one token id the body names, or "" when it names none.
+func referencedToken(body []byte, fields []jsonField, route *policy.Route) (string, error) {
+	token := ""
+	for _, fl := range fields {
+		inj, injectable := route.Field(fl.key)
+		if fl.isString && vault.ValidTokenID(fl.str) {
+			if !injectable {
+				return "", errTokenNotAllowed
+			}
+			if token != "" && token != fl.str {
+				return "", errTokenMismatch
+			}
+			token = fl.str
+			continue
+		}
+		if injectable && fl.isString && fl.str != "" && secretAttribute(inj.Attribute) {
+			return "", errRawCardData // a CVV or wallet payload sent in the clear
+		}
+		if containsToken(body[fl.start:fl.end]) {
+			return "", errTokenNotAllowed // a token nested or embedded where nothing is injected
+		}
+	}
+	return token, nil
+}
+
+func secretAttribute(a string) bool {
+	return a == policy.AttrPAN || a == policy.AttrCVV || a == policy.AttrDPAN
+}
+
+// checkPaymentMethod refuses a payment_method that does not match the token's kind.
+// SmartPayments reads an absent payment_method as "card".
+func checkPaymentMethod(fields []jsonField, route *policy.Route, kind string) error {
+	if route.PaymentMethodField == "" {
+		return nil
+	}
+	got := "card"
+	if hasField(fields, route.PaymentMethodField) {
+		got = fieldValue(fields, route.PaymentMethodField)
+	}
+	if got != policy.PaymentMethod(kind) {
+		return errMethodMismatch
+	}
+	return nil
+}
+
+// attribute returns a fresh copy of one token attribute; the caller wipes it.
+func attribute(s *vault.Secret, attr string) []byte {
+	switch attr {
+	case policy.AttrPAN:
+		return s.PAN.Reveal()
+	case policy.AttrCVV:
+		if s.CVV.IsZero() {
+			return nil
+		}
+		return s.CVV.Reveal()
+	case policy.AttrExpMonth:
+		return []byte(s.Expiry.MonthString())
+	case policy.AttrExpYear:
+		return []byte(s.Expiry.Year2()) // as in the SmartPayments examples: "25"
+	case policy.AttrHolder:
+		if s.Holder.IsZero() {
+			return nil
+		}
+		return []byte(s.Holder.Reveal())
+	case policy.AttrDPAN:
+		return s.DPAN.Reveal()
+	case policy.AttrNetwork:
+		return []byte(s.Network)
+	}
+	return nil
+}
+
+func hasField(fields []jsonField, name string) bool {
+	for _, f := range fields {
+		if f.key == name {
+			return true
+		}
+	}
+	return false
+}
+
+func fieldValue(fields []jsonField, name string) string {
+	for _, f := range fields {
+		if f.key == name {
+			return f.str
+		}
+	}
+	return ""
+}
+
+// containsToken reports whether b holds something shaped like a token id.
+func containsToken(b []byte) bool {
+	for i := bytes.Index(b, []byte("tok_")); i >= 0; {
+		end := i + 4
+		for end < len(b) && isBase62(b[end]) {
+			end++
+		}
+		if vault.ValidTokenID(string(b[i:end])) {
+			return true
+		}
+		next := bytes.Index(b[end:], []byte("tok_"))
+		if next < 0 {
+			break
+		}
+		i = end + next
+	}
+	return false
+}
+
+func isBase62(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func wipe(b []byte) {
+	for i := range b {
+		b[i] = 0
+	}
+}
+
+// send makes the one outbound call and relays the redacted answer. It never retries:
+// once a payment request may have left, a second attempt could charge twice.
+func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstream, path string, body []byte) error {
+	target := up.URL(path)
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, rd)
+	if err != nil {
+		return err
+	}
+	out.GetBody = nil // never replayable
+	copyHeaders(out.Header, r.Header)
+	resp, err := f.Client.Do(out)
+	if err != nil {
+		return upstreamError(err)
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
+	if err != nil {
+		return upstreamError(err)
+	}
+	if len(rb) > maxUpstreamBody {
+		return errUpstreamBody
+	}
+	if isText(resp.Header.Get("Content-Type")) {
+		rb = f.Redactor.Scrub(rb)
+	}
+	copyHeaders(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	_, err = w.Write(rb)
+	return err
+}
+
+// isText says whether a response body is text that redaction can read; the xlsx export
+// is binary and carries masked card numbers only.
+func isText(ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "" || strings.HasPrefix(mt, "text/") || strings.HasSuffix(mt, "json") || strings.HasSuffix(mt, "xml") ||
+		mt == "application/x-www-form-urlencoded"
+}
+
+func upstreamError(err error) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errEgressDenied):
+		return errEgress
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return errUpstreamTimeout
+	}
+	return errUpstreamFailed
+}
+
+func (f *forward) metadata(w http.ResponseWriter, r *http.Request) error {
+	key, err := f.authenticate(r)
+	if err != nil {
+		return err
+	}
+	id := mux.Vars(r)["id"]
+	if !vault.ValidTokenID(id) {
+		return errTokenNotFound
+	}
+	info(r).token = id
+	meta, err := f.Vault.Metadata(r.Context(), key.Merchant, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, meta)
+	return nil
+}
+
+func (f *forward) delete(w http.ResponseWriter, r *http.Request) error {
+	key, err := f.authenticate(r)
+	if err != nil {
+		return err
+	}
+	return deleteToken(w, r, f.Vault, key.Merchant)
+}

@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"github.com/chdproxy/chdproxy/redact"
+)
+
+// Timeouts bounds every server: slow clients cannot hold connections open.
+type Timeouts struct {
+	ReadHeader time.Duration
+	Read       time.Duration
+	Write      time.Duration
+	Idle       time.Duration
+}
+
+// DefaultTimeouts leave room for the forward listener's upstream call inside Write.
+var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: 15 * time.Second, Write: 45 * time.Second, Idle: 60 * time.Second}
+
+// maxHeaderBytes caps request headers on every listener.
+const maxHeaderBytes = 16 << 10
+
+// NewServer returns an http.Server with every timeout set and the standard library's
+// own error log routed into our redacting logger.
+func NewServer(addr string, h http.Handler, log *logrus.Logger, t Timeouts) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          redact.StdLogger(log),
+	}
+}
+
+// Serve runs srv on ln until ctx ends, then shuts it down gracefully.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+// reqInfo is what the access log and audit records learn about a request as it runs.
+type reqInfo struct {
+	id       string
+	route    string
+	merchant string
+	keyID    string
+	token    string
+}
+
+type ctxKey struct{}
+
+func info(r *http.Request) *reqInfo {
+	if ri, ok := r.Context().Value(ctxKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// handlerFunc is a handler that returns its error; wrap writes the error response.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// wrap turns a handlerFunc into an http.Handler with a request id, panic recovery,
+// one error writer and an access log line that names the route, never the URL.
+func wrap(log *logrus.Logger, listener string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ri := &reqInfo{id: "req_" + randomBase62(16)}
+		if rt := mux.CurrentRoute(r); rt != nil {
+			ri.route = rt.GetName()
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set("X-Request-Id", ri.id)
+		var err error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					log.WithFields(logrus.Fields{"request_id": ri.id, "route": ri.route}).Error("handler panic")
+					err = errInternal
+				}
+			}()
+			err = h(sw, r)
+		}()
+		if err != nil {
+			ae := classify(err)
+			if ae == errInternal {
+				log.WithFields(logrus.Fields{"request_id": ri.id, "route": ri.route}).WithError(err).Error("internal error")
+			}
+			if sw.status == 0 {
+				writeError(sw, ae)
+			}
+		}
+		f := logrus.Fields{
+			"listener":    listener,
+			"route":       ri.route,
+			"status":      sw.status,
+			"duration_ms": float64(time.Since(start).Microseconds()) / 1000,
+			"request_id":  ri.id,
+		}
+		if ri.merchant != "" {
+			f["merchant"], f["key_id"] = ri.merchant, ri.keyID
+		}
+		if ri.token != "" {
+			f["token"] = ri.token
+		}
+		log.WithFields(f).Info("request")
+	})
+}
+
+// newRouter returns a router whose 404 and 405 answers use our error format.
+func newRouter(log *logrus.Logger, listener string) *mux.Router {
+	rt := mux.NewRouter()
+	rt.NotFoundHandler = wrap(log, listener, func(http.ResponseWriter, *http.Request) error { return errNotFound })
+	rt.MethodNotAllowedHandler = wrap(log, listener, func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed })
+	return rt
+}

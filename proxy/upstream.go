@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/chdproxy/chdproxy/policy"
+)
+
+// UpstreamOptions configures the one HTTP client that talks to SmartPayments.
+type UpstreamOptions struct {
+	RootCAs         *x509.CertPool // nil: the system roots; tests pass their own CA, never skip-verify
+	ConnectTimeout  time.Duration  // TCP + TLS handshake
+	ResponseTimeout time.Duration  // from request sent to response headers
+	MaxConnsPerHost int
+}
+
+// errEgressDenied is returned by the dialer for any address the policy does not name.
+var errEgressDenied = errors.New("egress to this address is not allowed by the policy")
+
+// NewUpstreamClient returns the client for forwarded calls. It dials only the policy's
+// upstream hosts (checked at connect time), verifies TLS (1.2+), follows no redirect
+// and never retries a request that may have been sent.
+func NewUpstreamClient(pol *policy.Policy, o UpstreamOptions) (*http.Client, error) {
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 3 * time.Second
+	}
+	if o.ResponseTimeout == 0 {
+		o.ResponseTimeout = 30 * time.Second
+	}
+	if o.MaxConnsPerHost == 0 {
+		o.MaxConnsPerHost = 256
+	}
+	allowed := map[string]bool{}
+	for _, u := range pol.Upstreams {
+		hp, err := hostPort(u.BaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
+		}
+		allowed[hp] = true
+	}
+	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if !allowed[addr] {
+				return nil, errEgressDenied
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   o.ConnectTimeout,
+		ResponseHeaderTimeout: o.ResponseTimeout,
+		MaxIdleConns:          o.MaxConnsPerHost,
+		MaxIdleConnsPerHost:   o.MaxConnsPerHost,
+		MaxConnsPerHost:       o.MaxConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+		Proxy:                 nil, // never via HTTP(S)_PROXY: egress is exactly the policy's hosts
+	}
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, nil
+}
+
+// hostPort returns the host:port a base URL dials.
+func hostPort(base string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return "", errors.New("invalid base URL")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// hopHeaders are never copied between the two sides of the proxy, nor are the
+// credentials and idempotency headers that belong to chdproxy itself. Dropping
+// Idempotency-Key also keeps net/http from treating a POST as safe to replay.
+var hopHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
+	"Idempotency-Key", "X-Idempotency-Key", "Accept-Encoding",
+}
+
+// copyHeaders copies src to dst minus hop-by-hop headers, including those that the
+// Connection header itself names.
+func copyHeaders(dst, src http.Header) {
+	drop := map[string]bool{}
+	for _, h := range hopHeaders {
+		drop[h] = true
+	}
+	for _, v := range src.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			drop[http.CanonicalHeaderKey(strings.TrimSpace(name))] = true
+		}
+	}
+	for k, vs := range src {
+		if !drop[http.CanonicalHeaderKey(k)] {
+			dst[k] = append([]string(nil), vs...)
+		}
+	}
+}

@@ -1,0 +1,421 @@
+package redact
+
+import "unicode/utf8"
+
+// This file holds the raw pass: the raw view of the PAN detector plus the
+// field-name rules and chdproxy key detection, in the same loop.
+
+var (
+	isNameChar [256]bool // characters of a field name: A-Z a-z 0-9 _ - . [ ]
+	isWordChar [256]bool // A-Z a-z 0-9 _
+	isBase62   [256]bool // A-Z a-z 0-9
+)
+
+func init() {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		alnum := b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+		isBase62[c] = alnum
+		isWordChar[c] = alnum || b == '_'
+		isNameChar[c] = alnum || b == '_' || b == '-' || b == '.' || b == '[' || b == ']'
+	}
+}
+
+// highRune classifies the multi-byte rune at b[i] for the raw view.
+func highRune(b []byte, i int) (kind int, v uint8, w int) {
+	r, w := utf8.DecodeRune(b[i:])
+	kind, v = classifyRune(r)
+	return kind, v, w
+}
+
+// scanRaw runs the raw view over b, adds field and key edits to t.edits and
+// reports whether the decoded view must be read too.
+func (rd *Redactor) scanRaw(b []byte, t *tracker) (needDecoded bool) {
+	for i := 0; i < len(b); {
+		switch class[b[i]] {
+		case cOther:
+			if t.state != 0 {
+				t.brk()
+			}
+			i++
+			for i < len(b) && class[b[i]] == cOther {
+				i++
+			}
+		case cDigit:
+			if t.state == 0 {
+				if j := shortRun(b, i); j > i {
+					i = j // fewer than 13 digits: nothing to check
+					continue
+				}
+			}
+			t.digit(i, i+1, b[i]-'0')
+			i++
+		case cSep:
+			t.sep()
+			i++
+		case cDelim:
+			if t.state != 0 {
+				t.brk()
+			}
+			if next := rd.field(b, i, t); next > i {
+				i = next
+				continue
+			}
+			i++
+		case cUnder:
+			if t.state != 0 {
+				t.brk()
+			}
+			if next := key(b, i, t); next > i {
+				i = next
+				continue
+			}
+			i++
+		case cEsc:
+			if t.state != 0 {
+				t.brk()
+			}
+			if !needDecoded {
+				if k, _, _ := decodeEscape(b, i); k != tkBreak {
+					needDecoded = true
+				}
+			}
+			i++
+		default: // cHigh
+			k, v, w := highRune(b, i)
+			t.feed(k, v, i, i+w)
+			i += w
+		}
+	}
+	t.brk()
+	return needDecoded
+}
+
+// shortRun looks at the run of ASCII digits and single separators that
+// starts at b[i]. When it holds fewer than 13 digits and certainly ends
+// there (no multi-byte rune, which may be a Unicode digit, continues it),
+// shortRun returns its end; else i.
+func shortRun(b []byte, i int) int {
+	j, d := i, 0
+	for {
+		for j < len(b) && class[b[j]] == cDigit {
+			j++
+			d++
+		}
+		if d >= minPAN {
+			return i
+		}
+		if j+1 < len(b) && class[b[j]] == cSep {
+			switch class[b[j+1]] {
+			case cDigit:
+				j++
+				continue
+			case cHigh:
+				return i
+			}
+		}
+		if j < len(b) && class[b[j]] == cHigh {
+			return i
+		}
+		return j
+	}
+}
+
+// key handles b[i] == '_'. When "sk", "pk" or "ak" precedes it at a word
+// boundary and at least minKeyLen base62 characters follow, the characters
+// are replaced and the index after them is returned; else i.
+func key(b []byte, i int, t *tracker) int {
+	if i < 2 || b[i-1] != 'k' {
+		return i
+	}
+	switch b[i-2] {
+	case 's', 'p', 'a':
+	default:
+		return i
+	}
+	if s := i - 2; s > 0 && isWordChar[b[s-1]] && !escapedLetter(b, s-1) {
+		return i
+	}
+	j := i + 1
+	for j < len(b) && isBase62[b[j]] {
+		j++
+	}
+	if j-(i+1) < minKeyLen {
+		return i
+	}
+	t.edits = append(t.edits, edit{start: i + 1, end: j, repl: Redacted, field: true})
+	return j
+}
+
+// escapedLetter reports whether b[p] is the letter of a backslash escape
+// such as \n or \t (inside a JSON string), so not part of the next word.
+func escapedLetter(b []byte, p int) bool {
+	switch b[p] {
+	case 'n', 'r', 't', 'b', 'f':
+	default:
+		return false
+	}
+	k := 0
+	for q := p - 1; q >= 0 && b[q] == '\\'; q-- {
+		k++
+	}
+	return k%2 == 1
+}
+
+// field handles b[i] == ':' or '='. When the name before it is a redacted
+// name, it adds an edit replacing the value and returns the index at which
+// scanning resumes (after the value, or at its closing quote); else i.
+func (rd *Redactor) field(b []byte, i int, t *tracker) int {
+	// The name: [spaces] ["] name ["] before the delimiter.
+	j := i - 1
+	for j >= 0 && (b[j] == ' ' || b[j] == '\t') {
+		j--
+	}
+	quoted, qk := false, 0 // qk: backslashes before the name's quotes
+	if j >= 0 && b[j] == '"' {
+		quoted = true
+		j--
+		for j >= 0 && b[j] == '\\' {
+			qk++
+			j--
+		}
+	}
+	ne := j + 1
+	cut := -1 // the last '.' or '[' of the name
+	for j >= 0 && isNameChar[b[j]] {
+		if cut < 0 && (b[j] == '.' || b[j] == '[') && b[j+1] != ']' {
+			cut = j
+		}
+		j--
+	}
+	ns := j + 1
+	if ns == ne {
+		return i
+	}
+	if quoted {
+		if j < 0 || b[j] != '"' {
+			return i
+		}
+	} else if ns > 0 && b[ns-1] == '\\' && escapedLetter(b, ns) {
+		ns++ // "...\r\nAuthorization: ..." inside a JSON string
+	}
+	// Its last segment: card.cvv, card[cvv] → cvv.
+	se := ne
+	for se > ns && b[se-1] == ']' {
+		se--
+	}
+	ss := ns
+	if cut >= ns {
+		ss = cut + 1
+	}
+	if ss >= se {
+		return i
+	}
+	kind := rd.lookup(b[ss:se])
+	if kind == kindNone {
+		return i
+	}
+
+	// The value.
+	v := i + 1
+	for v < len(b) && (b[v] == ' ' || b[v] == '\t') {
+		v++
+	}
+	if v >= len(b) {
+		return i
+	}
+	// A quoted string, possibly inside an escaped JSON string (\"…\").
+	k := 0
+	for v+k < len(b) && b[v+k] == '\\' {
+		k++
+	}
+	if v+k < len(b) && b[v+k] == '"' {
+		cs := v + k + 1
+		ce, next := stringEnd(b, cs, k)
+		if ce > cs && !equal(b[cs:ce], Redacted) {
+			t.edits = append(t.edits, edit{start: cs, end: ce, repl: Redacted, field: true})
+		}
+		return next
+	}
+	var repl string
+	if quoted {
+		repl = quotedRedacted(qk)
+	} else {
+		repl = Redacted
+	}
+	if b[v] == '[' || b[v] == '{' {
+		e := bracketEnd(b, v, qk)
+		if !equal(b[v:e], repl) {
+			t.edits = append(t.edits, edit{start: v, end: e, repl: repl, field: true})
+		}
+		return e
+	}
+	// A bare value.
+	var e int
+	switch {
+	case kind == kindHeader && !quoted && b[i] == ':':
+		// Header dump: to the end of the line (or of the enclosing string).
+		e = valueEnd(b, v, isLineEnd)
+		for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
+			e--
+		}
+	default:
+		e = bareEnd(b, v)
+		if kind == kindHeader && e+1 < len(b) && b[e] == ' ' && isScheme(b[v:e]) {
+			// authorization=Bearer xyz: the scheme and its credentials.
+			if e2 := bareEnd(b, e+1); e2 > e+1 {
+				e = e2
+			}
+		}
+	}
+	if e == v {
+		return i
+	}
+	if quoted && (equal(b[v:e], "null") || equal(b[v:e], "true") || equal(b[v:e], "false")) {
+		return e
+	}
+	if !equal(b[v:e], repl) {
+		t.edits = append(t.edits, edit{start: v, end: e, repl: repl, field: true})
+	}
+	return e
+}
+
+// isBareEnd reports whether c ends an unquoted value.
+func isBareEnd(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '&', ';', ',', '"', '\\', ')', ']', '}', '#':
+		return true
+	}
+	return false
+}
+
+// isLineEnd reports whether c ends a header value: the end of the line, or
+// of the JSON string holding the header dump (a quote, or "\r\n" escaped).
+func isLineEnd(c byte) bool {
+	return c == '\n' || c == '\r' || c == '"' || c == '\\'
+}
+
+// valueEnd returns the end of the unquoted value at b[v]: the first byte
+// for which isEnd holds. A \uXXXX escape never ends a value: it may be an
+// escaped digit that masking turns into '*', and the value must not change
+// extent when scrubbed again.
+func valueEnd(b []byte, v int, isEnd func(byte) bool) int {
+	e := v
+	for e < len(b) {
+		if b[e] == '\\' {
+			if _, ok := u4(b, e); ok {
+				e += 6
+				continue
+			}
+		}
+		if isEnd(b[e]) {
+			break
+		}
+		e++
+	}
+	return e
+}
+
+func bareEnd(b []byte, v int) int { return valueEnd(b, v, isBareEnd) }
+
+// isScheme reports whether s looks like an HTTP auth scheme (Basic, Bearer…).
+func isScheme(s []byte) bool {
+	if len(s) == 0 || len(s) > 16 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// closesString reports whether the quote at b[p] closes a string opened by
+// k backslashes and a quote. At nesting depth d (k = 2^d-1) the closing quote
+// is preceded by r backslashes with r mod 2(k+1) == k; other counts mean an
+// escaped quote inside the string. The run is not counted before from.
+func closesString(b []byte, p, from, k int) bool {
+	r := 0
+	for q := p - 1; q >= from && b[q] == '\\'; q-- {
+		r++
+	}
+	return r%(2*k+2) == k
+}
+
+// stringEnd finds the end of a string whose content starts at cs and which
+// was opened by k backslashes and a quote. It returns the end of the content
+// and the index to resume scanning at. An unterminated string runs to the
+// end of the line.
+func stringEnd(b []byte, cs, k int) (ce, next int) {
+	for p := cs; p < len(b); p++ {
+		switch b[p] {
+		case '"':
+			if closesString(b, p, cs, k) {
+				return p - k, p
+			}
+		case '\n', '\r':
+			return p, p
+		}
+	}
+	return len(b), len(b)
+}
+
+// bracketEnd returns the index after the bracket ([…] or {…}) opened at
+// b[v], skipping brackets inside strings; an unbalanced bracket runs to the
+// end of b. k is the escape depth of the strings (as for closesString).
+func bracketEnd(b []byte, v, k int) int {
+	depth, inString := 0, false
+	for p := v; p < len(b); p++ {
+		switch b[p] {
+		case '"':
+			if closesString(b, p, v, k) {
+				inString = !inString
+			}
+		case '[', '{':
+			if !inString {
+				depth++
+			}
+		case ']', '}':
+			if !inString {
+				depth--
+				if depth == 0 {
+					return p + 1
+				}
+			}
+		}
+	}
+	return len(b)
+}
+
+// quotedRedacted is "[REDACTED]" as a JSON string at escape depth k.
+func quotedRedacted(k int) string {
+	switch k {
+	case 0:
+		return `"` + Redacted + `"`
+	case 1:
+		return `\"` + Redacted + `\"`
+	}
+	q := make([]byte, 0, 2*k+2+len(Redacted))
+	for n := 0; n < k; n++ {
+		q = append(q, '\\')
+	}
+	q = append(q, '"')
+	q = append(q, Redacted...)
+	for n := 0; n < k; n++ {
+		q = append(q, '\\')
+	}
+	return string(append(q, '"'))
+}
+
+func equal(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if b[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}

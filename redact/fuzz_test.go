@@ -1,0 +1,76 @@
+package redact
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzScrub checks, for any input and both mask policies:
+//
+//	(a) no Luhn-valid window of 13–19 digits, contiguous or separated by
+//	    single spaces or dashes, ASCII or Unicode digits, raw or with JSON
+//	    and percent escapes decoded, survives (checked by the independent
+//	    reference in check_test.go);
+//	(b) Scrub(Scrub(x)) == Scrub(x);
+//	(c) Scrub never panics and never changes its input;
+//
+// and that ContainsPAN sees whatever the reference sees in the input.
+func FuzzScrub(f *testing.F) {
+	seeds := []string{
+		"",
+		visa16,
+		"4111 1111 1111 1111",
+		"4111-1111-1111-1111",
+		"9" + visa16 + "9",
+		amex15 + " " + visa13,
+		visa19,
+		percentEncoded(visa16),
+		jsonEscaped(visa16),
+		"4111%201111%201111%201111",
+		"4111+1111+1111+1111",
+		toScript(visa16, '０'),
+		toScript(visa16, '٠'),
+		"%EF%BC%94%EF%BC%91" + "11111111111111",
+		`\ud835\udfd2` + "111111111111111",
+		`{"level":"info","msg":"charge ` + visa16 + `","card_cvv":"737","time":"2024-05-01T12:34:56Z"}`,
+		`{"msg":"body={\"card_cvv\":\"737\",\"pan\":\"` + visa16 + `\"}"}`,
+		`card_cvv=737&pan=` + visa16,
+		"Authorization: Basic bWVyY2hhbnQ6c2VjcmV0\r\nHost: x",
+		`map[Authorization:[Basic YWJj]]`,
+		"sk_Z3kq9XbW7TmP2vLr8NcY4h tok_Z3kq9XbW7TmP2vLr8NcY4h",
+		`{"ts":1715002345678,"order_id":"ORD-2024-0501-77812","phone":"+442079460612"}`,
+		"550e8400-e29b-41d4-a716-446655440000",
+		`"cvv":"1\"2`,
+		`\\u0034` + visa16,
+		"%3" + visa16,
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, keepBIN bool) {
+		mask := MaskLast4
+		if keepBIN {
+			mask = MaskBINLast4
+		}
+		r := New(Rules{PANMask: mask})
+		keep := bytes.Clone(in)
+
+		out := r.Scrub(in)
+		if !bytes.Equal(in, keep) {
+			t.Fatalf("Scrub changed its input from %q to %q", keep, in)
+		}
+		if w := surviving(out); w != nil {
+			t.Fatalf("Luhn-valid window %v survived\n in: %q\nout: %q", w, in, out)
+		}
+		if again := r.Scrub(out); !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent\n   in: %q\n once: %q\ntwice: %q", in, out, again)
+		}
+		if surviving(in) != nil && !r.ContainsPAN(in) {
+			t.Fatalf("ContainsPAN(%q) = false, the reference finds %v", in, surviving(in))
+		}
+		if r.ContainsPAN(out) {
+			t.Fatalf("ContainsPAN(Scrub(%q)) = true; out: %q", in, out)
+		}
+	})
+}

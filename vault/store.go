@@ -1,0 +1,239 @@
+package vault
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// RedisOptions configures NewRedisClient. Zero fields take the defaults
+// noted; the timeouts are short on purpose: a payment path waits on Redis,
+// and a dead Redis must turn into a fast 503, not a hung request.
+type RedisOptions struct {
+	// Addrs: one address for a single server, several for a Cluster, or
+	// the Sentinels when MasterName is set.
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   string
+	DB         int
+	TLSConfig  *tls.Config
+
+	DialTimeout  time.Duration // default 1s
+	ReadTimeout  time.Duration // default 500ms
+	WriteTimeout time.Duration // default 500ms
+	PoolTimeout  time.Duration // wait for a free connection; default 1s
+	PoolSize     int           // default go-redis's (10 per GOMAXPROCS)
+	MinIdleConns int
+	// MaxRetries of a failed command on a network error; default 1, -1 for
+	// none. Writes stay correct under a retry: the record write is
+	// idempotent (see Store) and consumption is a single GETDEL.
+	MaxRetries int
+}
+
+// NewRedisClient returns a go-redis UniversalClient (single, Sentinel or
+// Cluster, from opts.Addrs/MasterName) with the vault's timeouts, and
+// without the client-identity and maintenance-notification handshakes
+// (fewer round trips, nothing to trip over on managed or proxied Redis).
+func NewRedisClient(opts RedisOptions) redis.UniversalClient {
+	def := func(d, v time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return v
+	}
+	retries := opts.MaxRetries
+	if retries == 0 {
+		retries = 1
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 opts.Addrs,
+		MasterName:            opts.MasterName,
+		Username:              opts.Username,
+		Password:              opts.Password,
+		DB:                    opts.DB,
+		TLSConfig:             opts.TLSConfig,
+		DialTimeout:           def(opts.DialTimeout, time.Second),
+		ReadTimeout:           def(opts.ReadTimeout, 500*time.Millisecond),
+		WriteTimeout:          def(opts.WriteTimeout, 500*time.Millisecond),
+		PoolTimeout:           def(opts.PoolTimeout, time.Second),
+		ContextTimeoutEnabled: true,
+		PoolSize:              opts.PoolSize,
+		MinIdleConns:          opts.MinIdleConns,
+		MaxRetries:            retries,
+		MinRetryBackoff:       8 * time.Millisecond,
+		MaxRetryBackoff:       64 * time.Millisecond,
+		DialerRetries:         1,
+		DialerRetryTimeout:    50 * time.Millisecond,
+		DisableIdentity:       true,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+	})
+}
+
+// Store keeps token records in Redis. It holds no card data in the clear:
+// a record is JSON with the card ciphertext and non-sensitive metadata
+// (BIN, last4, brand, expiry, fingerprints, network, times, key version).
+//
+// Keys, per merchant, with the token id as hash tag so a token's keys share a
+// Cluster slot (and a Lua script or pipeline may touch them together):
+//
+//	{prefix}:rec:{merchant}:{tok_…}   the record            PX = token TTL
+//	{prefix}:cvv:{merchant}:{tok_…}   the CVV ciphertext    PX = CVV TTL (≤ 60m)
+//	{prefix}:used:{merchant}:{tok_…}  "wallet token used"   PX = rest of its TTL
+//
+// Because the merchant is in the key, another merchant's token is a missing
+// key: the same answer, the same code path, and it cannot consume or delete
+// anything of the owner's.
+type Store struct {
+	c      redis.UniversalClient
+	prefix string
+}
+
+// StoreOptions configures NewStore.
+type StoreOptions struct {
+	// Prefix of every key (default "chd"). Give two deployments sharing a
+	// Redis different prefixes.
+	Prefix string
+}
+
+// NewStore returns a Store on c. The caller owns c (and closes it).
+func NewStore(c redis.UniversalClient, opts StoreOptions) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "chd"
+	}
+	return &Store{c: c, prefix: opts.Prefix}
+}
+
+func (s *Store) key(space, merchant, token string) string {
+	return s.prefix + ":" + space + ":" + merchant + ":{" + token + "}"
+}
+
+// Ping checks Redis.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return storeErr("ping", ctx, err)
+	}
+	return nil
+}
+
+// putScript writes the record only if its key is free, and the CVV only
+// together with it, atomically, in one round trip. Rewriting the identical
+// record counts as success, so a go-redis retry after a lost reply is safe.
+var putScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if ARGV[3] ~= '' then
+    redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+  end
+  return 1
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 1
+end
+return 0
+`)
+
+// put stores a new record (and its CVV ciphertext, when cvv != "").
+// ErrConflict when the token id is taken.
+func (s *Store) put(ctx context.Context, merchant, token string, rec []byte, ttl time.Duration, cvv string, cvvTTL time.Duration) error {
+	keys := []string{s.key("rec", merchant, token), s.key("cvv", merchant, token)}
+	n, err := putScript.Run(ctx, s.c, keys, rec, ttl.Milliseconds(), cvv, cvvTTL.Milliseconds()).Int()
+	if err != nil {
+		return storeErr("put", ctx, err)
+	}
+	if n != 1 {
+		return ErrConflict
+	}
+	return nil
+}
+
+// stored is what read found.
+type stored struct {
+	rec       []byte // nil: no record
+	cvv       string // the CVV ciphertext, when asked for and present
+	hasCVV    bool
+	walletUse bool // the consumption marker of a wallet token exists
+}
+
+// read fetches a token's record, its CVV ciphertext (withCVV) or only whether
+// one exists, and the wallet consumption marker, in one pipeline.
+func (s *Store) read(ctx context.Context, merchant, token string, withCVV bool) (stored, error) {
+	var st stored
+	p := s.c.Pipeline()
+	rec := p.Get(ctx, s.key("rec", merchant, token))
+	var cvv *redis.StringCmd
+	var cvvExists *redis.IntCmd
+	if withCVV {
+		cvv = p.Get(ctx, s.key("cvv", merchant, token))
+	} else {
+		cvvExists = p.Exists(ctx, s.key("cvv", merchant, token))
+	}
+	used := p.Exists(ctx, s.key("used", merchant, token))
+	if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return st, storeErr("get", ctx, err)
+	}
+	if b, err := rec.Bytes(); err == nil {
+		st.rec = b
+	}
+	if withCVV {
+		if v, err := cvv.Result(); err == nil {
+			st.cvv, st.hasCVV = v, true
+		}
+	} else {
+		st.hasCVV = cvvExists.Val() == 1
+	}
+	st.walletUse = used.Val() == 1
+	return st, nil
+}
+
+// takeCVV deletes and returns the CVV ciphertext; ok is false when it is gone.
+func (s *Store) takeCVV(ctx context.Context, merchant, token string) (string, bool, error) {
+	v, err := s.c.GetDel(ctx, s.key("cvv", merchant, token)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, storeErr("getdel", ctx, err)
+	}
+	return v, true, nil
+}
+
+// takeScript deletes and returns the record, leaving the consumption marker.
+var takeScript = redis.NewScript(`
+local v = redis.call('GETDEL', KEYS[1])
+if v then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+end
+return v
+`)
+
+// takeRecord deletes and returns a wallet record, marking the token used
+// for markTTL; ok is false when another caller took it first (or it expired).
+func (s *Store) takeRecord(ctx context.Context, merchant, token string, markTTL time.Duration) ([]byte, bool, error) {
+	keys := []string{s.key("rec", merchant, token), s.key("used", merchant, token)}
+	v, err := takeScript.Run(ctx, s.c, keys, max(markTTL.Milliseconds(), 1)).Text()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, storeErr("getdel", ctx, err)
+	}
+	return []byte(v), true, nil
+}
+
+// del removes a token's keys; found reports whether the record existed.
+func (s *Store) del(ctx context.Context, merchant, token string) (bool, error) {
+	p := s.c.TxPipeline()
+	rec := p.Del(ctx, s.key("rec", merchant, token))
+	p.Del(ctx, s.key("cvv", merchant, token))
+	p.Del(ctx, s.key("used", merchant, token))
+	if _, err := p.Exec(ctx); err != nil {
+		return false, storeErr("del", ctx, err)
+	}
+	return rec.Val() == 1, nil
+}
