@@ -10,7 +10,8 @@
 //     or percent-encoded (%34). Every 13–19 digit window of a longer run is
 //     checked too, so extra leading or trailing digits do not hide a PAN.
 //     Masked digits become '*'; the last four stay, and the first six too
-//     under MaskBINLast4. Never more.
+//     under MaskBINLast4. Never more. A masked bare JSON number is quoted
+//     ("ts":"*********5678") so a JSON line stays JSON.
 //   - values of sensitive fields (CVV, wallet DPAN, extra Rules.Fields) in
 //     JSON ("cvv":"123", "cvv":123, also inside escaped JSON strings),
 //     form and query strings (cvv=123&), and key=value or key: value text:
