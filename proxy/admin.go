@@ -13,12 +13,12 @@ import (
 // AdminHandler serves the admin listener: health, readiness, token delete and the
 // policy report (the Markdown of `chdproxy policy explain`).
 func AdminHandler(d Deps, policyReport []byte) http.Handler {
-	rt := newRouter(d.Log, "admin")
+	rt := newRouter(d, "admin")
 	a := &admin{Deps: d, report: policyReport}
-	rt.Methods(http.MethodGet).Path("/healthz").Name("healthz").Handler(wrap(d.Log, "admin", a.healthz))
-	rt.Methods(http.MethodGet).Path("/readyz").Name("readyz").Handler(wrap(d.Log, "admin", a.readyz))
-	rt.Methods(http.MethodGet).Path("/v1/policy").Name("policy_report").Handler(wrap(d.Log, "admin", a.policy))
-	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("admin_token_delete").Handler(wrap(d.Log, "admin", a.deleteToken))
+	rt.Methods(http.MethodGet).Path("/healthz").Name("healthz").Handler(wrap(d, "admin", "", a.healthz))
+	rt.Methods(http.MethodGet).Path("/readyz").Name("readyz").Handler(wrap(d, "admin", "", a.readyz))
+	rt.Methods(http.MethodGet).Path("/v1/policy").Name("policy_report").Handler(wrap(d, "admin", "policy_report", a.policy))
+	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("admin_token_delete").Handler(wrap(d, "admin", "delete", a.deleteToken))
 	return rt
 }
 

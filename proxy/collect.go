@@ -24,6 +24,7 @@ type Deps struct {
 	Keys      *Keys
 	Merchants map[string]Merchant
 	Log       *logrus.Logger
+	Audit     Auditor
 	Now       func() time.Time
 }
 
@@ -47,10 +48,10 @@ var collectFields = map[string]bool{
 
 // CollectHandler serves the collect listener: POST /v1/tokens for browser checkouts.
 func CollectHandler(d Deps) http.Handler {
-	rt := newRouter(d.Log, "collect")
+	rt := newRouter(d, "collect")
 	c := &collect{d}
-	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d.Log, "collect", c.tokenize))
-	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d.Log, "collect", c.preflight))
+	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d, "collect", "tokenize", c.tokenize))
+	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d, "collect", "", c.preflight))
 	return rt
 }
 

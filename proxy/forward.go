@@ -46,20 +46,20 @@ type ForwardDeps struct {
 // ForwardHandler serves the forward listener: the SmartPayments paths the policy names,
 // with token ids where card data would be, and token metadata and delete.
 func ForwardHandler(d ForwardDeps) http.Handler {
-	rt := newRouter(d.Log, "forward")
+	rt := newRouter(d.Deps, "forward")
 	f := &forward{d}
 	for i := range d.Policy.Routes {
 		route := &d.Policy.Routes[i]
-		rt.Methods(http.MethodPost).Path(route.Path).Name(route.Name).Handler(wrap(d.Log, "forward",
+		rt.Methods(http.MethodPost).Path(route.Path).Name(route.Name).Handler(wrap(d.Deps, "forward", "inject",
 			func(w http.ResponseWriter, r *http.Request) error { return f.inject(w, r, route) }))
 	}
 	for i := range d.Policy.Passthrough {
 		pt := &d.Policy.Passthrough[i]
-		rt.Methods(pt.Method).Path(pt.Path).Name(pt.Name).Handler(wrap(d.Log, "forward",
+		rt.Methods(pt.Method).Path(pt.Path).Name(pt.Name).Handler(wrap(d.Deps, "forward", "passthrough",
 			func(w http.ResponseWriter, r *http.Request) error { return f.passthrough(w, r, pt) }))
 	}
-	rt.Methods(http.MethodGet).Path("/v1/tokens/{id}").Name("token_metadata").Handler(wrap(d.Log, "forward", f.metadata))
-	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("token_delete").Handler(wrap(d.Log, "forward", f.delete))
+	rt.Methods(http.MethodGet).Path("/v1/tokens/{id}").Name("token_metadata").Handler(wrap(d.Deps, "forward", "metadata", f.metadata))
+	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("token_delete").Handler(wrap(d.Deps, "forward", "delete", f.delete))
 	return rt
 }
 
@@ -167,6 +167,13 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 		if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
 			wantCVV = true
 		}
+	}
+	// Fail closed: no record of the access, no access.
+	rec := auditRecord(r, "forward", "detokenize")
+	rec.Outcome, rec.UpstreamHost = "attempt", up.Host()
+	if err := f.Audit.Write(rec); err != nil {
+		f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
+		return errAuditUnavailable
 	}
 	sec, err := f.Vault.Detokenize(r.Context(), key.Merchant, token, wantCVV)
 	if err != nil {
@@ -334,11 +341,13 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	}
 	out.GetBody = nil // never replayable
 	copyHeaders(out.Header, r.Header)
+	info(r).upstreamHost = up.Host()
 	resp, err := f.Client.Do(out)
 	if err != nil {
 		return upstreamError(err)
 	}
 	defer resp.Body.Close()
+	info(r).upstreamStatus = resp.StatusCode
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	if err != nil {
 		return upstreamError(err)

@@ -57,11 +57,13 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 
 // reqInfo is what the access log and audit records learn about a request as it runs.
 type reqInfo struct {
-	id       string
-	route    string
-	merchant string
-	keyID    string
-	token    string
+	id             string
+	route          string
+	merchant       string
+	keyID          string
+	token          string
+	upstreamHost   string
+	upstreamStatus int
 }
 
 type ctxKey struct{}
@@ -96,8 +98,10 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 }
 
 // wrap turns a handlerFunc into an http.Handler with a request id, panic recovery,
-// one error writer and an access log line that names the route, never the URL.
-func wrap(log *logrus.Logger, listener string, h handlerFunc) http.Handler {
+// one error writer, an access log line that names the route (never the URL) and,
+// when event is not empty, an audit record.
+func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
+	log := d.Log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &reqInfo{id: "req_" + randomBase62(16)}
@@ -117,8 +121,10 @@ func wrap(log *logrus.Logger, listener string, h handlerFunc) http.Handler {
 			}()
 			err = h(sw, r)
 		}()
+		code := ""
 		if err != nil {
 			ae := classify(err)
+			code = ae.code
 			if ae == errInternal {
 				log.WithFields(logrus.Fields{"request_id": ri.id, "route": ri.route}).WithError(err).Error("internal error")
 			}
@@ -139,14 +145,42 @@ func wrap(log *logrus.Logger, listener string, h handlerFunc) http.Handler {
 		if ri.token != "" {
 			f["token"] = ri.token
 		}
+		if code != "" {
+			f["code"] = code
+		}
 		log.WithFields(f).Info("request")
+		if event == "" {
+			return
+		}
+		rec := auditRecord(r, listener, event)
+		rec.Outcome, rec.Status, rec.Code = outcome(sw.status), sw.status, code
+		if aerr := d.Audit.Write(rec); aerr != nil {
+			// The response is out; the access is in the log above. Detokenization itself
+			// is guarded by a record written before it (see forward.inject).
+			log.WithFields(logrus.Fields{"request_id": ri.id, "event": event}).WithError(aerr).Error("audit write failed")
+		}
 	})
 }
 
+// auditRecord fills what the request has learnt so far.
+func auditRecord(r *http.Request, listener, event string) AuditRecord {
+	ri := info(r)
+	return AuditRecord{
+		Time: time.Now().UTC(), Event: event, Listener: listener, Route: ri.route,
+		Merchant: ri.merchant, KeyID: ri.keyID, Token: ri.token,
+		UpstreamHost: ri.upstreamHost, UpstreamStatus: ri.upstreamStatus,
+		SourceIP: sourceIP(r), RequestID: ri.id,
+	}
+}
+
 // newRouter returns a router whose 404 and 405 answers use our error format.
-func newRouter(log *logrus.Logger, listener string) *mux.Router {
+// Unknown routes are audited too: probing is an access attempt.
+func newRouter(d Deps, listener string) *mux.Router {
+	if d.Audit == nil || d.Log == nil || d.Vault == nil || d.Keys == nil {
+		panic("proxy: Deps needs Vault, Keys, Log and Audit")
+	}
 	rt := mux.NewRouter()
-	rt.NotFoundHandler = wrap(log, listener, func(http.ResponseWriter, *http.Request) error { return errNotFound })
-	rt.MethodNotAllowedHandler = wrap(log, listener, func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed })
+	rt.NotFoundHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errNotFound })
+	rt.MethodNotAllowedHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed })
 	return rt
 }

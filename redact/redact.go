@@ -53,7 +53,8 @@ type Rules struct {
 	// Fields are extra field names whose values are replaced whole, on top
 	// of DefaultFields. Matching ignores case and treats '-' and '_' alike;
 	// a name matches the last segment of a dotted or bracketed key
-	// (card.cvv, card[cvv]).
+	// (card.cvv, card[cvv]), so a name given as a path is cut to its last
+	// segment.
 	Fields []string
 	// Headers are extra header names treated like Authorization: their value
 	// runs to the end of the line in a header dump.

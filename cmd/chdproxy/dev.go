@@ -104,7 +104,15 @@ func runDev(args []string) error {
 	sandbox := smartpay.NewSandbox(smartpay.Options{BaseURL: sandboxURL, Logger: log})
 	defer sandbox.Close()
 
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log}
+	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
+		return err
+	}
+	audit, auditFile, err := proxy.OpenAuditFile(filepath.Join(*stateDir, "audit.jsonl"), pol.Hash)
+	if err != nil {
+		return err
+	}
+	defer auditFile.Close()
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log, Audit: audit}
 	ls := []listener{
 		{name: "collect", addr: *collectAddr, handler: proxy.CollectHandler(deps)},
 		{name: "forward", addr: *forwardAddr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
@@ -120,9 +128,6 @@ func runDev(args []string) error {
 }
 
 func writeDevState(dir string, st devState) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
@@ -134,7 +139,7 @@ func writeDevState(dir string, st devState) error {
 // The sandbox's test card numbers are in README.md; none is printed from code.
 func printWalkthrough(path string, st devState) {
 	fmt.Printf(`chdproxy dev: collect %s  forward %s  admin %s  sandbox %s
-Keys and addresses: %s
+Keys and addresses: %s (audit trail: audit.jsonl beside it)
 
   # 1. tokenize a card (the browser's job), e.g. the sandbox's success card from README.md
   curl -s %[1]s/v1/tokens -H 'Authorization: Bearer %[6]s' \

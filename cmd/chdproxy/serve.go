@@ -27,6 +27,9 @@ import (
 // Secrets are read from files, never written in it.
 type serveConfig struct {
 	Policy string `yaml:"policy"`
+	// Audit is the audit trail: a file path (appended, fsynced per record) or "stdout"
+	// (a stream of its own: the logs go to stderr).
+	Audit  string `yaml:"audit"`
 	Listen struct {
 		Collect listenConfig `yaml:"collect"`
 		Forward listenConfig `yaml:"forward"`
@@ -153,7 +156,18 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log}
+	var audit proxy.Auditor
+	if cfg.Audit == "stdout" {
+		audit = proxy.NewJSONLAudit(os.Stdout, pol.Hash)
+	} else {
+		a, f, err := proxy.OpenAuditFile(cfg.Audit, pol.Hash)
+		if err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		defer f.Close()
+		audit = a
+	}
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log, Audit: audit}
 	ls := []listener{
 		{name: "collect", addr: cfg.Listen.Collect.Addr, handler: proxy.CollectHandler(deps)},
 		{name: "forward", addr: cfg.Listen.Forward.Addr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
@@ -185,6 +199,9 @@ func loadServeConfig(path string) (*serveConfig, error) {
 	var errs []error
 	if cfg.Policy == "" {
 		errs = append(errs, errors.New("policy: required"))
+	}
+	if cfg.Audit == "" {
+		errs = append(errs, errors.New("audit: required (a file path or \"stdout\")"))
 	}
 	if cfg.Vault.Address == "" || cfg.Vault.TokenFile == "" {
 		errs = append(errs, errors.New("vault: address and token_file are required"))
