@@ -44,13 +44,7 @@ func (a *admin) readyz(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *admin) authenticate(r *http.Request) (Key, error) {
-	key, err := a.Keys.Authenticate(bearer(r.Header.Get("Authorization")), RoleAdmin)
-	if err != nil {
-		return key, errUnauthorized
-	}
-	ri := info(r)
-	ri.merchant, ri.keyID = key.Merchant, key.ID
-	return key, nil
+	return a.Deps.authenticate(r, "Authorization", RoleAdmin)
 }
 
 func (a *admin) policy(w http.ResponseWriter, r *http.Request) error {

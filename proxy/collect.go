@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,7 +26,25 @@ type Deps struct {
 	Merchants map[string]Merchant
 	Log       *logrus.Logger
 	Audit     Auditor
+	Limiter   *Limiter // shared by every listener of the process
 	Now       func() time.Time
+}
+
+// authenticate resolves the merchant of the key in header, which must have role, and
+// takes one request from that key's rate limit.
+func (d Deps) authenticate(r *http.Request, header string, role Role) (Key, error) {
+	key, err := d.Keys.Authenticate(bearer(r.Header.Get(header)), role)
+	if err != nil {
+		return key, errUnauthorized
+	}
+	ri := info(r)
+	ri.merchant, ri.keyID = key.Merchant, key.ID
+	return key, d.Limiter.allow(key.ID)
+}
+
+// vaultSlot bounds the calls in flight towards Vault and Redis.
+func (d Deps) vaultSlot(ctx context.Context) (func(), error) {
+	return d.Limiter.slot(ctx, d.Limiter.vault, errVaultBusy)
 }
 
 func (d Deps) now() time.Time {
@@ -85,11 +104,10 @@ func (c *collect) anyMerchantAllows(origin string) bool {
 
 func (c *collect) tokenize(w http.ResponseWriter, r *http.Request) error {
 	ri := info(r)
-	key, err := c.Keys.Authenticate(bearer(r.Header.Get("Authorization")), RolePublishable)
+	key, err := c.authenticate(r, "Authorization", RolePublishable)
 	if err != nil {
-		return errUnauthorized
+		return err
 	}
-	ri.merchant, ri.keyID = key.Merchant, key.ID
 	w.Header().Add("Vary", "Origin")
 	if origin := r.Header.Get("Origin"); origin != "" {
 		// Requests without Origin come from servers and curl, not browsers; a browser
@@ -104,6 +122,11 @@ func (c *collect) tokenize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	release, err := c.vaultSlot(r.Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	var meta vault.Metadata
 	switch method := f["payment_method"]; method {
 	case "", "card":

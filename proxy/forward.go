@@ -66,13 +66,7 @@ func ForwardHandler(d ForwardDeps) http.Handler {
 type forward struct{ ForwardDeps }
 
 func (f *forward) authenticate(r *http.Request) (Key, error) {
-	key, err := f.Keys.Authenticate(bearer(r.Header.Get("Proxy-Authorization")), RoleSecret)
-	if err != nil {
-		return key, errUnauthorized
-	}
-	ri := info(r)
-	ri.merchant, ri.keyID = key.Merchant, key.ID
-	return key, nil
+	return f.Deps.authenticate(r, "Proxy-Authorization", RoleSecret)
 }
 
 // readJSONBody reads a bounded JSON body and refuses raw card data anywhere in it,
@@ -150,32 +144,7 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 	}
 	info(r).token = token
 
-	meta, err := f.Vault.Metadata(r.Context(), key.Merchant, token)
-	if err != nil {
-		return err
-	}
-	kind := string(meta.Kind)
-	if !route.Accepts(kind) {
-		return errKindNotAllowed
-	}
-	if err := checkPaymentMethod(fields, route, kind); err != nil {
-		return err
-	}
-	injections := route.InjectionsFor(kind)
-	wantCVV := false
-	for _, inj := range injections {
-		if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
-			wantCVV = true
-		}
-	}
-	// Fail closed: no record of the access, no access.
-	rec := auditRecord(r, "forward", "detokenize")
-	rec.Outcome, rec.UpstreamHost = "attempt", up.Host()
-	if err := f.Audit.Write(rec); err != nil {
-		f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
-		return errAuditUnavailable
-	}
-	sec, err := f.Vault.Detokenize(r.Context(), key.Merchant, token, wantCVV)
+	sec, injections, wantCVV, err := f.detokenize(r, key.Merchant, route, fields, token, up)
 	if err != nil {
 		return err
 	}
@@ -203,6 +172,45 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 	}
 	defer wipe(out)
 	return f.send(w, r, up, route.Path, out)
+}
+
+// detokenize checks the token against the route and the body, writes the audit record
+// that must exist before any detokenization, and decrypts the token. It returns the
+// route's injections for the token's kind and whether the CVV was asked for (and so
+// consumed).
+func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, fields []jsonField, token string, up policy.Upstream) (*vault.Secret, []policy.Injection, bool, error) {
+	release, err := f.vaultSlot(r.Context())
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer release()
+	meta, err := f.Vault.Metadata(r.Context(), merchant, token)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	kind := string(meta.Kind)
+	if !route.Accepts(kind) {
+		return nil, nil, false, errKindNotAllowed
+	}
+	if err := checkPaymentMethod(fields, route, kind); err != nil {
+		return nil, nil, false, err
+	}
+	injections := route.InjectionsFor(kind)
+	wantCVV := false
+	for _, inj := range injections {
+		if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
+			wantCVV = true
+		}
+	}
+	// Fail closed: no record of the access, no access.
+	rec := auditRecord(r, "forward", "detokenize")
+	rec.Outcome, rec.UpstreamHost = "attempt", up.Host()
+	if err := f.Audit.Write(rec); err != nil {
+		f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
+		return nil, nil, false, errAuditUnavailable
+	}
+	sec, err := f.Vault.Detokenize(r.Context(), merchant, token, wantCVV)
+	return sec, injections, wantCVV, err
 }
 
 // referencedToken returns the one token id the body names, or "" when it names none.
@@ -342,6 +350,11 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	out.GetBody = nil // never replayable
 	copyHeaders(out.Header, r.Header)
 	info(r).upstreamHost = up.Host()
+	release, err := f.Limiter.slot(r.Context(), f.Limiter.up, errUpstreamBusy)
+	if err != nil {
+		return err
+	}
+	defer release()
 	resp, err := f.Client.Do(out)
 	if err != nil {
 		return upstreamError(err)

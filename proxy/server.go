@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -128,6 +129,10 @@ func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
 			if ae == errInternal {
 				log.WithFields(logrus.Fields{"request_id": ri.id, "route": ri.route}).WithError(err).Error("internal error")
 			}
+			var rl *rateLimited
+			if errors.As(err, &rl) {
+				sw.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
+			}
 			if sw.status == 0 {
 				writeError(sw, ae)
 			}
@@ -176,8 +181,8 @@ func auditRecord(r *http.Request, listener, event string) AuditRecord {
 // newRouter returns a router whose 404 and 405 answers use our error format.
 // Unknown routes are audited too: probing is an access attempt.
 func newRouter(d Deps, listener string) *mux.Router {
-	if d.Audit == nil || d.Log == nil || d.Vault == nil || d.Keys == nil {
-		panic("proxy: Deps needs Vault, Keys, Log and Audit")
+	if d.Audit == nil || d.Log == nil || d.Vault == nil || d.Keys == nil || d.Limiter == nil {
+		panic("proxy: Deps needs Vault, Keys, Log, Audit and Limiter")
 	}
 	rt := mux.NewRouter()
 	rt.NotFoundHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errNotFound })
