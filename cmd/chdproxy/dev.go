@@ -112,7 +112,7 @@ func runDev(args []string) error {
 		return err
 	}
 	defer auditFile.Close()
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log, Audit: audit}
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log, Audit: audit, Limiter: proxy.NewLimiter(proxy.DefaultLimits)}
 	ls := []listener{
 		{name: "collect", addr: *collectAddr, handler: proxy.CollectHandler(deps)},
 		{name: "forward", addr: *forwardAddr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},

@@ -55,6 +55,12 @@ type serveConfig struct {
 		CAFile       string   `yaml:"ca_file"`
 		Prefix       string   `yaml:"prefix"`
 	} `yaml:"redis"`
+	Limits struct {
+		PerKeyRate  float64 `yaml:"per_key_rate"`
+		PerKeyBurst int     `yaml:"per_key_burst"`
+		Upstream    int     `yaml:"upstream_in_flight"`
+		Vault       int     `yaml:"vault_in_flight"`
+	} `yaml:"limits"`
 	Upstream struct {
 		CAFile          string        `yaml:"ca_file"` // extra CA bundle (tests, private PKI)
 		ConnectTimeout  time.Duration `yaml:"connect_timeout"`
@@ -167,7 +173,7 @@ func runServe(args []string) error {
 		defer f.Close()
 		audit = a
 	}
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log, Audit: audit}
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log, Audit: audit, Limiter: proxy.NewLimiter(limits(cfg))}
 	ls := []listener{
 		{name: "collect", addr: cfg.Listen.Collect.Addr, handler: proxy.CollectHandler(deps)},
 		{name: "forward", addr: cfg.Listen.Forward.Addr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
@@ -263,4 +269,21 @@ func readSecretFile(path string) (string, error) {
 	}
 	b, err := os.ReadFile(path)
 	return strings.TrimSpace(string(b)), err
+}
+
+// limits takes the configured limits, each zero one at its default.
+func limits(cfg *serveConfig) proxy.Limits {
+	l := proxy.DefaultLimits
+	pick := func(dst *int, v int) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	if cfg.Limits.PerKeyRate > 0 {
+		l.PerKeyRate = cfg.Limits.PerKeyRate
+	}
+	pick(&l.PerKeyBurst, cfg.Limits.PerKeyBurst)
+	pick(&l.Upstream, cfg.Limits.Upstream)
+	pick(&l.Vault, cfg.Limits.Vault)
+	return l
 }
