@@ -27,7 +27,9 @@ type Deps struct {
 	Log       *logrus.Logger
 	Audit     Auditor
 	Limiter   *Limiter // shared by every listener of the process
-	Now       func() time.Time
+	// Idempotency serves Idempotency-Key on tokenize and forward.
+	Idempotency *Idempotency
+	Now         func() time.Time
 }
 
 // authenticate resolves the merchant of the key in header, which must have role, and
@@ -69,7 +71,8 @@ var collectFields = map[string]bool{
 func CollectHandler(d Deps) http.Handler {
 	rt := newRouter(d, "collect")
 	c := &collect{d}
-	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d, "collect", "tokenize", c.tokenize))
+	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d, "collect", "tokenize",
+		d.Idempotency.middleware(d, "Authorization", RolePublishable, maxCollectBody, c.tokenize)))
 	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d, "collect", "", c.preflight))
 	return rt
 }

@@ -80,6 +80,17 @@ type errorBody struct {
 	} `json:"error"`
 }
 
+// writeErr writes the response for any error and returns what the client was told.
+func writeErr(w http.ResponseWriter, err error) *apiError {
+	ae := classify(err)
+	var rl *rateLimited
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
+	}
+	writeError(w, ae)
+	return ae
+}
+
 func writeError(w http.ResponseWriter, e *apiError) {
 	var b errorBody
 	b.Error.Code, b.Error.Message = e.code, e.msg

@@ -51,12 +51,14 @@ func ForwardHandler(d ForwardDeps) http.Handler {
 	for i := range d.Policy.Routes {
 		route := &d.Policy.Routes[i]
 		rt.Methods(http.MethodPost).Path(route.Path).Name(route.Name).Handler(wrap(d.Deps, "forward", "inject",
-			func(w http.ResponseWriter, r *http.Request) error { return f.inject(w, r, route) }))
+			d.Idempotency.middleware(d.Deps, "Proxy-Authorization", RoleSecret, maxForwardBody,
+				func(w http.ResponseWriter, r *http.Request) error { return f.inject(w, r, route) })))
 	}
 	for i := range d.Policy.Passthrough {
 		pt := &d.Policy.Passthrough[i]
 		rt.Methods(pt.Method).Path(pt.Path).Name(pt.Name).Handler(wrap(d.Deps, "forward", "passthrough",
-			func(w http.ResponseWriter, r *http.Request) error { return f.passthrough(w, r, pt) }))
+			d.Idempotency.middleware(d.Deps, "Proxy-Authorization", RoleSecret, maxForwardBody,
+				func(w http.ResponseWriter, r *http.Request) error { return f.passthrough(w, r, pt) })))
 	}
 	rt.Methods(http.MethodGet).Path("/v1/tokens/{id}").Name("token_metadata").Handler(wrap(d.Deps, "forward", "metadata", f.metadata))
 	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("token_delete").Handler(wrap(d.Deps, "forward", "delete", f.delete))

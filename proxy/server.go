@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -125,16 +124,12 @@ func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
 		code := ""
 		if err != nil {
 			ae := classify(err)
+			if sw.status == 0 {
+				ae = writeErr(sw, err)
+			}
 			code = ae.code
 			if ae == errInternal {
 				log.WithFields(logrus.Fields{"request_id": ri.id, "route": ri.route}).WithError(err).Error("internal error")
-			}
-			var rl *rateLimited
-			if errors.As(err, &rl) {
-				sw.Header().Set("Retry-After", retryAfterSeconds(rl.retryAfter))
-			}
-			if sw.status == 0 {
-				writeError(sw, ae)
 			}
 		}
 		f := logrus.Fields{
@@ -181,8 +176,8 @@ func auditRecord(r *http.Request, listener, event string) AuditRecord {
 // newRouter returns a router whose 404 and 405 answers use our error format.
 // Unknown routes are audited too: probing is an access attempt.
 func newRouter(d Deps, listener string) *mux.Router {
-	if d.Audit == nil || d.Log == nil || d.Vault == nil || d.Keys == nil || d.Limiter == nil {
-		panic("proxy: Deps needs Vault, Keys, Log, Audit and Limiter")
+	if d.Audit == nil || d.Log == nil || d.Vault == nil || d.Keys == nil || d.Limiter == nil || d.Idempotency == nil {
+		panic("proxy: Deps needs Vault, Keys, Log, Audit, Limiter and Idempotency")
 	}
 	rt := mux.NewRouter()
 	rt.NotFoundHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errNotFound })

@@ -279,6 +279,9 @@ func (t *VaultTransit) call(ctx context.Context, op, path string, body []byte, o
 		return &TransitError{Op: op, Reason: "empty answer", err: ErrUnavailable}
 	}
 	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n < maxTransitAnswer {
+		buf.Grow(int(n) + bytes.MinRead) // one allocation: no unwiped copies left by growth
+	}
 	_, rerr := buf.ReadFrom(io.LimitReader(resp.Body, maxTransitAnswer))
 	b := buf.Bytes()
 	defer wipe(b[:cap(b)])

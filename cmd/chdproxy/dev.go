@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -112,7 +113,8 @@ func runDev(args []string) error {
 		return err
 	}
 	defer auditFile.Close()
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log, Audit: audit, Limiter: proxy.NewLimiter(proxy.DefaultLimits)}
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log, Audit: audit, Limiter: proxy.NewLimiter(proxy.DefaultLimits),
+		Idempotency: proxy.NewIdempotency(rdb, randomSecret(), 0)}
 	ls := []listener{
 		{name: "collect", addr: *collectAddr, handler: proxy.CollectHandler(deps)},
 		{name: "forward", addr: *forwardAddr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
@@ -160,3 +162,12 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// randomSecret is a fresh 32-byte key for what dev keeps only in memory.
+func randomSecret() []byte {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}

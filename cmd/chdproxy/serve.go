@@ -55,6 +55,10 @@ type serveConfig struct {
 		CAFile       string   `yaml:"ca_file"`
 		Prefix       string   `yaml:"prefix"`
 	} `yaml:"redis"`
+	Idempotency struct {
+		SecretFile string        `yaml:"secret_file"` // HMAC key of request bodies; the same on every replica
+		TTL        time.Duration `yaml:"ttl"`
+	} `yaml:"idempotency"`
 	Limits struct {
 		PerKeyRate  float64 `yaml:"per_key_rate"`
 		PerKeyBurst int     `yaml:"per_key_burst"`
@@ -162,6 +166,10 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	idemSecret, err := readSecretFile(cfg.Idempotency.SecretFile)
+	if err != nil || len(idemSecret) < 32 {
+		return errors.New("idempotency.secret_file: needs a file with at least 32 characters")
+	}
 	var audit proxy.Auditor
 	if cfg.Audit == "stdout" {
 		audit = proxy.NewJSONLAudit(os.Stdout, pol.Hash)
@@ -173,7 +181,8 @@ func runServe(args []string) error {
 		defer f.Close()
 		audit = a
 	}
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log, Audit: audit, Limiter: proxy.NewLimiter(limits(cfg))}
+	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log, Audit: audit, Limiter: proxy.NewLimiter(limits(cfg)),
+		Idempotency: proxy.NewIdempotency(rdb, []byte(idemSecret), cfg.Idempotency.TTL)}
 	ls := []listener{
 		{name: "collect", addr: cfg.Listen.Collect.Addr, handler: proxy.CollectHandler(deps)},
 		{name: "forward", addr: cfg.Listen.Forward.Addr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
