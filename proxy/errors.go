@@ -38,6 +38,7 @@ var (
 	errPaymentMethod     = newError(http.StatusBadRequest, "invalid_payment_method", "payment_method is not supported")
 	errNotFound          = newError(http.StatusNotFound, "not_found", "no such route")
 	errMethodNotAllowed  = newError(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+	errInvalidRequest    = newError(http.StatusBadRequest, "invalid_request", "request could not be tokenized")
 	errInternal          = newError(http.StatusInternalServerError, "internal_error", "internal error")
 	errVaultUnavailable  = newError(http.StatusServiceUnavailable, "vault_unavailable", "token vault is unavailable")
 	errDependencyTimeout = newError(http.StatusGatewayTimeout, "vault_timeout", "token vault did not answer in time")
@@ -65,7 +66,9 @@ func classify(err error) *apiError {
 		return errCVVUnavailable
 	case errors.Is(err, vault.ErrWalletConsumed):
 		return errWalletConsumed
-	case errors.Is(err, vault.ErrTimeout):
+	case errors.Is(err, vault.ErrInvalidInput):
+		return errInvalidRequest
+	case errors.Is(err, vault.ErrTimeout): // before ErrUnavailable, which it also matches
 		return errDependencyTimeout
 	case errors.Is(err, vault.ErrUnavailable):
 		return errVaultUnavailable

@@ -74,7 +74,7 @@ func (f *forward) authenticate(r *http.Request) (Key, error) {
 // readJSONBody reads a bounded JSON body and refuses raw card data anywhere in it,
 // in the query string too.
 func (f *forward) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if f.Redactor.ContainsPAN([]byte(r.URL.RawQuery)) {
+	if queryHasPAN(r.URL.RawQuery) {
 		return nil, errRawCardData
 	}
 	if r.Method == http.MethodGet {
@@ -87,7 +87,7 @@ func (f *forward) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 	if err != nil {
 		return nil, errBodyTooLarge
 	}
-	if f.Redactor.ContainsPAN(body) {
+	if containsRawPAN(body) {
 		return nil, errRawCardData
 	}
 	return body, nil

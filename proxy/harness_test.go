@@ -238,7 +238,8 @@ type harnessOptions struct {
 type harness struct {
 	pol      *policy.Policy
 	red      *redact.Redactor
-	logs     *syncBuffer
+	logs     *syncBuffer // the redacting logger's output
+	audit    *syncBuffer // the audit trail
 	mr       *miniredis.Miniredis // nil with opts.redis
 	rdb      redis.UniversalClient
 	vault    *vault.Vault
@@ -261,7 +262,7 @@ type harness struct {
 // logs, in any response the test received, or in Redis.
 func newHarness(t *testing.T, opts harnessOptions) *harness {
 	t.Helper()
-	h := &harness{logs: &syncBuffer{}, keys: map[string]map[proxy.Role]string{}}
+	h := &harness{logs: &syncBuffer{}, audit: &syncBuffer{}, keys: map[string]map[proxy.Role]string{}}
 
 	base := opts.upstreamURL
 	switch {
@@ -335,6 +336,9 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 
 	deps := proxy.Deps{
 		Vault: h.vault, Keys: keys, Log: logger,
+		Audit:       proxy.NewJSONLAudit(h.audit, pol.Hash),
+		Limiter:     proxy.NewLimiter(proxy.Limits{}),
+		Idempotency: proxy.NewIdempotency(h.rdb, []byte("idempotency test secret"), 0),
 		Merchants: map[string]proxy.Merchant{
 			merchantA: {ID: merchantA, Origins: []string{originA}},
 			merchantB: {ID: merchantB, Origins: []string{originB}},
@@ -657,11 +661,14 @@ func (h *harness) redisContents(t testing.TB) []string {
 }
 
 // assertNoCardData fails t if a test PAN, CVV or DPAN (or one of extra) is in
-// the logs, in a response the test received, or in any Redis key or value.
+// the logs, in the audit trail, in a response the test received, or in any Redis key or value.
 func (h *harness) assertNoCardData(t testing.TB, extra ...string) {
 	t.Helper()
 	if what := cardDataIn(h.logs.Bytes(), extra...); what != "" {
 		t.Errorf("the logs contain %s", what)
+	}
+	if what := cardDataIn(h.audit.Bytes(), extra...); what != "" {
+		t.Errorf("the audit trail contains %s", what)
 	}
 	h.mu.Lock()
 	resps := append([][]byte(nil), h.responses...)
