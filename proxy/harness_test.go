@@ -238,8 +238,8 @@ type harnessOptions struct {
 type harness struct {
 	pol      *policy.Policy
 	red      *redact.Redactor
-	logs     *syncBuffer // the redacting logger's output
-	audit    *syncBuffer // the audit trail
+	logs     *syncBuffer          // the redacting logger's output
+	audit    *syncBuffer          // the audit trail
 	mr       *miniredis.Miniredis // nil with opts.redis
 	rdb      redis.UniversalClient
 	vault    *vault.Vault

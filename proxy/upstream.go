@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chdproxy/chdproxy/policy"
@@ -53,7 +55,12 @@ func NewUpstreamClient(pol *policy.Policy, o UpstreamOptions) (*http.Client, err
 			if !allowed[addr] {
 				return nil, errEgressDenied
 			}
-			return dialer.DialContext(ctx, network, addr)
+			host, _, _ := net.SplitHostPort(addr)
+			d := *dialer
+			d.Control = func(_, address string, _ syscall.RawConn) error {
+				return checkDialled(host, address)
+			}
+			return d.DialContext(ctx, network, addr)
 		},
 		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   o.ConnectTimeout,
@@ -69,6 +76,35 @@ func NewUpstreamClient(pol *policy.Policy, o UpstreamOptions) (*http.Client, err
 		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}, nil
+}
+
+// checkDialled runs at connect time on the address actually dialled, after DNS: a
+// named upstream may not resolve to a loopback, private, link-local or otherwise
+// internal address (DNS rebinding, SSRF into the network chdproxy sits in); an upstream
+// given as an IP literal must be dialled at exactly that address.
+func checkDialled(host, address string) error {
+	ipStr, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return errEgressDenied
+	}
+	ip, err := netip.ParseAddr(ipStr)
+	if err != nil {
+		return errEgressDenied
+	}
+	ip = ip.Unmap()
+	if lit, err := netip.ParseAddr(host); err == nil {
+		if lit.Unmap() != ip {
+			return errEgressDenied
+		}
+		return nil
+	}
+	if host == "localhost" && ip.IsLoopback() {
+		return nil
+	}
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+		return errEgressDenied
+	}
+	return nil
 }
 
 // hostPort returns the host:port a base URL dials.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/proxy"
@@ -74,6 +75,7 @@ func runDev(args []string) error {
 		return err
 	}
 	defer mr.Close()
+	redis.SetLogger(redisLogger{log})
 	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{mr.Addr()}})
 	defer rdb.Close()
 	cipher, err := vault.NewLocalCipher()

@@ -71,3 +71,11 @@ func listenAll(ctx context.Context, log *logrus.Logger, ls []listener) error {
 	}
 	return first
 }
+
+// redisLogger routes go-redis's own messages (dial failures, pool events) into the
+// redacting logger instead of its default stderr logger.
+type redisLogger struct{ l *logrus.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.l.WithField("logger", "go-redis").Warnf(format, v...)
+}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 
 	"github.com/chdproxy/chdproxy/policy"
@@ -136,6 +137,7 @@ func runServe(args []string) error {
 		}
 		ropts.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	redis.SetLogger(redisLogger{log})
 	rdb := vault.NewRedisClient(ropts)
 	defer rdb.Close()
 	v, err := vault.New(vault.Config{
