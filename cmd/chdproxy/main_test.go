@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chdproxy/chdproxy/proxy"
 )
 
 func TestTheExampleServeConfigLoads(t *testing.T) {
@@ -60,5 +62,24 @@ func TestPolicyLintExitsZeroOnTheShippedPolicyAndOneOnAnUnsafeOne(t *testing.T) 
 	var ec exitCode
 	if err := runPolicy([]string{"lint", f}); !errors.As(err, &ec) || ec != 1 {
 		t.Fatalf("unsafe policy: got %v, want exit status 1", err)
+	}
+}
+
+func TestKeysFromTheEnvironmentAuthenticate(t *testing.T) {
+	keys := &proxy.Keys{}
+	env := "m1:secret:" + proxy.KeyDigest("sk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") + ", m1:secret:" + proxy.KeyDigest("sk_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+	if err := addEnvKeys(keys, env); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"sk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "sk_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"} {
+		if got, err := keys.Authenticate(k, proxy.RoleSecret); err != nil || got.Merchant != "m1" {
+			t.Errorf("got (%v, %v), want merchant m1", got, err)
+		}
+	}
+	if err := addEnvKeys(keys, "m1:secret:"+proxy.KeyDigest("sk_third")); err == nil {
+		t.Error("a third secret key for one merchant: got no error, want one (two per role for rotation)")
+	}
+	if err := addEnvKeys(keys, "m1:secret"); err == nil {
+		t.Error("a malformed item: got no error, want one")
 	}
 }

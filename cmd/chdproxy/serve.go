@@ -158,6 +158,9 @@ func runServe(args []string) error {
 			}
 		}
 	}
+	if err := addEnvKeys(keys, os.Getenv("CHDPROXY_KEYS")); err != nil {
+		return err
+	}
 	upCAs, err := certPool(cfg.Upstream.CAFile)
 	if err != nil {
 		return err
@@ -297,4 +300,23 @@ func limits(cfg *serveConfig) proxy.Limits {
 	pick(&l.Upstream, cfg.Limits.Upstream)
 	pick(&l.Vault, cfg.Limits.Vault)
 	return l
+}
+
+// addEnvKeys adds keys given in the environment as a comma-separated list of
+// "merchant:role:sha256:<hex>" (for secret stores that inject environment variables).
+func addEnvKeys(keys *proxy.Keys, env string) error {
+	for _, item := range strings.Split(env, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		parts := strings.SplitN(item, ":", 3)
+		if len(parts) != 3 {
+			return errors.New("CHDPROXY_KEYS: each item is merchant:role:sha256:<hex>")
+		}
+		if err := keys.Add(parts[0], proxy.Role(parts[1]), parts[2]); err != nil {
+			return fmt.Errorf("CHDPROXY_KEYS: %w", err)
+		}
+	}
+	return nil
 }
