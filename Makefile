@@ -6,7 +6,7 @@ CACHE_DIR ?= $(HOME)/.cache/chdproxy
 VAULT_BIN ?= $(CACHE_DIR)/vault-$(VAULT_VERSION)
 STATE_DIR ?= .dev
 FUZZTIME ?= 15s
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 export CHDPROXY_VAULT_BIN := $(VAULT_BIN)
 

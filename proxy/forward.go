@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -136,6 +137,9 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 	if err != nil {
 		return err
 	}
+	if containsToken([]byte(r.URL.RawQuery)) {
+		return errTokenNotAllowed // tokens go in the fields the policy names, never in the query
+	}
 	token, err := referencedToken(body, fields, route)
 	if err != nil {
 		return err
@@ -198,6 +202,11 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 		return nil, nil, false, err
 	}
 	injections := route.InjectionsFor(kind)
+	for _, fl := range fields {
+		if fl.isString && fl.str == token && !slices.ContainsFunc(injections, func(in policy.Injection) bool { return in.Field == fl.key }) {
+			return nil, nil, false, errTokenNotAllowed // a field the policy fills only for other kinds of token
+		}
+	}
 	wantCVV := false
 	for _, inj := range injections {
 		if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
@@ -232,6 +241,10 @@ func referencedToken(body []byte, fields []jsonField, route *policy.Route) (stri
 		}
 		if injectable && fl.isString && fl.str != "" && secretAttribute(inj.Attribute) {
 			return "", errRawCardData // a CVV or wallet payload sent in the clear
+		}
+		if injectable && !fl.isString && secretAttribute(inj.Attribute) && string(body[fl.start:fl.end]) != "null" &&
+			!containsToken(body[fl.start:fl.end]) {
+			return "", errRawCardData // a CVV (or PAN) sent as a JSON number
 		}
 		if containsToken(body[fl.start:fl.end]) {
 			return "", errTokenNotAllowed // a token nested or embedded where nothing is injected

@@ -278,8 +278,8 @@ func TestForwardPassesTheMerchantsAuthorizationAndNothingOfChdproxys(t *testing.
 	h := newHarness(t, harnessOptions{})
 	tok := h.cardToken(t, panSuccess, cvvVisa)
 	hdr := map[string]string{
-		"Connection":   "X-Hop-Secret",
-		"X-Hop-Secret": "dropped because Connection names it",
+		"Connection":    "X-Hop-Secret",
+		"X-Hop-Secret":  "dropped because Connection names it",
 		"X-Request-Tag": "kept",
 	}
 	wantStatus(t, h.fwd(t, http.MethodPost, "/initPaymentHost2Host", cardPayment(h.orderID(), tok), hdr), http.StatusOK)
