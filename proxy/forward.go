@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -75,7 +74,7 @@ func (f *forward) authenticate(r *http.Request) (Key, error) {
 // readJSONBody reads a bounded JSON body and refuses raw card data anywhere in it,
 // in the query string too.
 func (f *forward) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if queryHasPAN(r.URL.RawQuery) {
+	if queryHasPAN(r.URL.RawQuery) || headersHavePAN(r.Header) {
 		return nil, errRawCardData
 	}
 	if r.Method == http.MethodGet {
@@ -383,21 +382,16 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	if len(rb) > maxUpstreamBody {
 		return errUpstreamBody
 	}
-	if isText(resp.Header.Get("Content-Type")) {
-		rb = f.Redactor.Scrub(rb)
-	}
+	rb = f.Redactor.Scrub(rb) // whatever its content type says: no route of the policy answers in binary
 	copyHeaders(w.Header(), resp.Header)
+	for _, vs := range w.Header() {
+		for i, v := range vs {
+			vs[i] = f.Redactor.String(v) // headers are part of the answer: a PAN in one is masked too
+		}
+	}
 	w.WriteHeader(resp.StatusCode)
 	_, err = w.Write(rb)
 	return err
-}
-
-// isText says whether a response body is text that redaction can read; the xlsx export
-// is binary and carries masked card numbers only.
-func isText(ct string) bool {
-	mt, _, _ := mime.ParseMediaType(ct)
-	return mt == "" || strings.HasPrefix(mt, "text/") || strings.HasSuffix(mt, "json") || strings.HasSuffix(mt, "xml") ||
-		mt == "application/x-www-form-urlencoded"
 }
 
 func upstreamError(err error) error {

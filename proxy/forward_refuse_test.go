@@ -309,3 +309,40 @@ func TestForwardServesTokenMetadataAndDelete(t *testing.T) {
 	}
 	h.assertNoCardData(t)
 }
+
+func TestForwardRefusesAmbiguousBodies(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	tok := h.cardToken(t, panSuccess, cvvVisa)
+	q := func(s string) string { return `"` + s + `"` }
+	tests := []struct {
+		name   string
+		path   string
+		body   string
+		ctype  string
+		status int
+		code   string
+	}{
+		{"a duplicate key is refused", "/initPaymentHost2Host", `{"card_number":` + q(tok) + `,"order_id":"a","order_id":"b"}`, "application/json", 400, "duplicate_field"},
+		{"a case-variant duplicate of a card field is refused", "/initPaymentHost2Host", `{"card_number":` + q(tok) + `,"Card_Number":"x"}`, "application/json", 400, "duplicate_field"},
+		{"a duplicate key on a passthrough call is refused", "/check", `{"order_id":"a","order_id":"b"}`, "application/json", 400, "duplicate_field"},
+		{"trailing data after the object is refused", "/initPaymentHost2Host", `{"card_number":` + q(tok) + `}{"card_number":"x"}`, "application/json", 400, "invalid_json"},
+		{"a body that is not an object is refused", "/initPaymentHost2Host", `[` + q(tok) + `]`, "application/json", 400, "invalid_json"},
+		{"invalid UTF-8 is refused", "/initPaymentHost2Host", `{"card_number":` + q(tok) + `,"purpose":"` + "\xff" + `"}`, "application/json", 400, "invalid_text"},
+		{"a form-encoded body is refused", "/initPaymentHost2Host", "card_number=" + tok, "application/x-www-form-urlencoded", 415, "unsupported_media_type"},
+		{"a body over the size limit is refused", "/initPaymentHost2Host", `{"card_number":` + q(tok) + `,"purpose":"` + strings.Repeat("x", 70<<10) + `"}`, "application/json", 413, "body_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.fwd(t, http.MethodPost, tt.path, tt.body, map[string]string{"Content-Type": tt.ctype})
+			wantError(t, r, tt.status, tt.code)
+		})
+	}
+	if n := h.upstreamCount(); n != 0 {
+		t.Errorf("requests at the sandbox: got %d, want 0", n)
+	}
+	if m := h.fwd(t, http.MethodGet, "/v1/tokens/"+tok, nil, nil); m.object(t)["has_cvv"] != true {
+		t.Error("the token lost its CVV to refused requests")
+	}
+	h.assertNoCardData(t)
+}

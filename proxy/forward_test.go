@@ -305,3 +305,25 @@ func TestForwardPassesTheMerchantsAuthorizationAndNothingOfChdproxys(t *testing.
 	}
 	h.assertNoCardData(t)
 }
+
+func TestForwardReplaysAPaymentRetriedWithTheSameIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOptions{})
+	tok := h.cardToken(t, panSuccess, cvvVisa)
+	body := cardPayment(h.orderID(), tok)
+	hdr := map[string]string{"Idempotency-Key": "order-attempt-one"}
+
+	first := h.fwd(t, http.MethodPost, "/initPaymentHost2Host", body, hdr)
+	wantStatus(t, first, http.StatusOK)
+	second := h.fwd(t, http.MethodPost, "/initPaymentHost2Host", body, hdr)
+	wantStatus(t, second, http.StatusOK)
+	if !bytes.Equal(first.body, second.body) {
+		t.Errorf("replayed answer: got %q, want %q", second.body, first.body)
+	}
+	if n := len(h.sandbox.Received("/initPaymentHost2Host")); n != 1 {
+		t.Errorf("requests at the sandbox: got %d, want 1", n)
+	}
+	other := cardPayment(h.orderID(), tok)
+	wantError(t, h.fwd(t, http.MethodPost, "/initPaymentHost2Host", other, hdr), http.StatusConflict, "idempotency_key_reused")
+	h.assertNoCardData(t)
+}

@@ -412,7 +412,12 @@ func wantStatus(t testing.TB, r *response, status int) {
 	}
 }
 
-var testClient = &http.Client{Timeout: 20 * time.Second}
+// testClient plays the browser and the backend; it follows no redirect, so a test
+// sees exactly what the proxy answered.
+var testClient = &http.Client{
+	Timeout:       20 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 // send makes one request to one of the harness's servers and records the
 // answer for the card-data check. body is a string, []byte, url.Values

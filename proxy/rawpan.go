@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"net/url"
 	"unicode"
 	"unicode/utf8"
@@ -139,6 +140,20 @@ func queryHasPAN(raw string) bool {
 		for _, v := range vs {
 			if textHasPAN(v) {
 				return true
+			}
+		}
+	}
+	return false
+}
+
+// headersHavePAN checks the request headers that would be forwarded upstream.
+func headersHavePAN(h http.Header) bool {
+	for _, vs := range h {
+		for _, v := range vs {
+			if hasDigitRun([]byte(v), 13) || !isASCII([]byte(v)) {
+				if textHasPAN(v) {
+					return true
+				}
 			}
 		}
 	}

@@ -1,6 +1,9 @@
 package proxy
 
-import "testing"
+import (
+	"net/http"
+	"testing"
+)
 
 func TestContainsRawPAN(t *testing.T) {
 	cases := []struct {
@@ -57,3 +60,18 @@ func FuzzContainsRawPAN(f *testing.F) {
 }
 
 func quote(b []byte) []byte { return appendJSONString(nil, b) }
+
+func TestHeadersHavePAN(t *testing.T) {
+	for name, c := range map[string]struct {
+		h    http.Header
+		want bool
+	}{
+		"a PAN in a custom header is found":    {http.Header{"X-Card": {"4012 0000 0000 3010"}}, true},
+		"a fullwidth PAN in a header is found": {http.Header{"X-Note": {"４０１２００００００００３０１０"}}, true},
+		"ordinary headers survive":             {http.Header{"Authorization": {"Basic dGVzdDpxd2VydHk="}, "X-Request-Id": {"1700000000000"}}, false},
+	} {
+		if got := headersHavePAN(c.h); got != c.want {
+			t.Errorf("%s: got %v, want %v", name, got, c.want)
+		}
+	}
+}

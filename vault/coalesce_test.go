@@ -353,7 +353,9 @@ func TestCoalescerWipesPlaintextsNobodyTakes(t *testing.T) {
 	ct := "card|m_alpha|tok_a|4111"
 	// Occupy the decrypt lane.
 	var wg sync.WaitGroup
-	wg.Go(func() { _, _ = c.Decrypt(bg, KeyCard, []DecryptItem{{Ciphertext: ct, Context: []byte("m_alpha"), AAD: []byte("tok_a")}}) })
+	wg.Go(func() {
+		_, _ = c.Decrypt(bg, KeyCard, []DecryptItem{{Ciphertext: ct, Context: []byte("m_alpha"), AAD: []byte("tok_a")}})
+	})
 	<-f.enter
 	ctx, cancel := context.WithCancel(bg)
 	aDone := make(chan struct{})
@@ -495,12 +497,17 @@ func TestCoalescedVaultKeepsItemsApartUnderConcurrency(t *testing.T) {
 	v, err := New(Config{Transit: Coalesce(tr, CoalesceOptions{}), Store: NewStore(rdb, StoreOptions{})})
 	noErr(t, err, "New")
 	const n = 96
+	ins := make([]CardInput, n)
+	holders := make([]string, n)
+	for i := range n {
+		holders[i] = "Holder " + string(rune('A'+i/26)) + string(rune('a'+i%26))
+		ins[i] = mustCard(t, []string{visaPAN, mcPAN, amexPAN}[i%3], []string{visaCVV, "123", amexCVV}[i%3], holders[i])
+	}
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
 			merchant := fmt.Sprint("m_", i%6)
-			holder := fmt.Sprint("Holder ", i)
-			in := mustCard(t, []string{visaPAN, mcPAN, amexPAN}[i%3], []string{visaCVV, "123", amexCVV}[i%3], holder)
+			in, holder := ins[i], holders[i]
 			m, err := v.TokenizeCard(bg, merchant, in)
 			if err != nil {
 				t.Errorf("TokenizeCard %d: %v", i, err)

@@ -83,7 +83,7 @@ func runDev(args []string) error {
 		return err
 	}
 	v, err := vault.New(vault.Config{
-		Transit: cipher, Store: vault.NewStore(rdb, vault.StoreOptions{}),
+		Transit: vault.Coalesce(cipher, vault.CoalesceOptions{}), Store: vault.NewStore(rdb, vault.StoreOptions{}),
 		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
 	})
 	if err != nil {

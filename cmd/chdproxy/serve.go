@@ -141,7 +141,7 @@ func runServe(args []string) error {
 	rdb := vault.NewRedisClient(ropts)
 	defer rdb.Close()
 	v, err := vault.New(vault.Config{
-		Transit: transit, Store: vault.NewStore(rdb, vault.StoreOptions{Prefix: cfg.Redis.Prefix}),
+		Transit: vault.Coalesce(transit, vault.CoalesceOptions{}), Store: vault.NewStore(rdb, vault.StoreOptions{Prefix: cfg.Redis.Prefix}),
 		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
 	})
 	if err != nil {
