@@ -8,7 +8,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
+	"sync/atomic"
 
 	"github.com/gorilla/mux"
 
@@ -24,8 +26,9 @@ var (
 	errTokenMismatch   = newError(http.StatusBadRequest, "token_mismatch", "all token fields of one request must hold the same token")
 	errKindNotAllowed  = newError(http.StatusBadRequest, "token_kind_not_allowed", "this route does not accept this kind of token")
 	errMethodMismatch  = newError(http.StatusBadRequest, "payment_method_mismatch", "payment_method does not match the token's kind")
-	errUpstreamTimeout = newError(http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
-	errUpstreamFailed  = newError(http.StatusBadGateway, "upstream_unavailable", "the upstream could not be reached")
+	errUpstreamTimeout = newError(http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time; the request may have been processed: check its status before retrying")
+	errUpstreamUnknown = newError(http.StatusBadGateway, "upstream_result_unknown", "the connection failed after the request was sent; it may have been processed: check its status before retrying")
+	errUpstreamFailed  = newError(http.StatusBadGateway, "upstream_unavailable", "the upstream could not be reached; nothing was sent")
 	errEgress          = newError(http.StatusBadGateway, "egress_denied", "the upstream host is not allowed by the policy")
 	errUpstreamBody    = newError(http.StatusBadGateway, "upstream_response_too_large", "the upstream response is too large")
 )
@@ -357,7 +360,11 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, rd)
+	var wrote atomic.Bool // once the request is written, a failure leaves its outcome unknown
+	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
+	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
 		return err
 	}
@@ -371,13 +378,13 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	defer release()
 	resp, err := f.Client.Do(out)
 	if err != nil {
-		return upstreamError(err)
+		return upstreamError(err, wrote.Load())
 	}
 	defer resp.Body.Close()
 	info(r).upstreamStatus = resp.StatusCode
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	if err != nil {
-		return upstreamError(err)
+		return upstreamError(err, true)
 	}
 	if len(rb) > maxUpstreamBody {
 		return errUpstreamBody
@@ -394,13 +401,17 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	return err
 }
 
-func upstreamError(err error) error {
+// upstreamError maps a failed upstream call. Once the request was written the upstream
+// may have acted on it, so the answer says so: the backend must check, not blindly retry.
+func upstreamError(err error, sent bool) error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errEgressDenied):
 		return errEgress
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return errUpstreamTimeout
+	case sent:
+		return errUpstreamUnknown
 	}
 	return errUpstreamFailed
 }

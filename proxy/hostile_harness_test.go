@@ -447,11 +447,11 @@ func (l *hxListener) assertNoConnection(t testing.TB) {
 // hxOptions change what newHostileEnv builds; the zero value is the sandbox
 // over TLS, miniredis, the dev cipher behind hxTransit, default limits.
 type hxOptions struct {
-	upstream        http.Handler  // served over TLS (test CA) instead of the sandbox
-	upstreamTLS     *tls.Config   // with upstream: this TLS configuration instead
+	upstream        http.Handler               // served over TLS (test CA) instead of the sandbox
+	upstreamTLS     *tls.Config                // with upstream: this TLS configuration instead
 	upstreamBase    func(srvURL string) string // rewrites the policy's base URL (egress tests)
-	responseTimeout time.Duration // upstream client's; default its own
-	transit         vault.Transit // instead of the dev cipher (hxTransit still wraps it)
+	responseTimeout time.Duration              // upstream client's; default its own
+	transit         vault.Transit              // instead of the dev cipher (hxTransit still wraps it)
 	limits          proxy.Limits
 	timeouts        proxy.Timeouts // of the three servers; default hxTimeouts
 }

@@ -121,7 +121,8 @@ func TestForwardNeverRetriesARequestThatMayHaveBeenSent(t *testing.T) {
 			r := h.fwd(t, http.MethodPost, tt.path, tt.body, map[string]string{
 				"Idempotency-Key": "pay-once-" + tt.path, "X-Idempotency-Key": "pay-once",
 			})
-			wantError(t, r, http.StatusBadGateway, "upstream_unavailable")
+			// The request was written: the backend is told its outcome is unknown, not "nothing sent".
+			wantError(t, r, http.StatusBadGateway, "upstream_result_unknown")
 			if got := up.arrivals(tt.path) - before; got != 1 {
 				t.Errorf("arrivals at the upstream: got %d, want 1", got)
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -59,9 +58,6 @@ func startInProcess(dir, policyPath string, vs *vaultServer, redisAddr string, t
 	audit, auditFile, err := proxy.OpenAuditFile(filepath.Join(dir, "audit.jsonl"), pol.Hash)
 	if err != nil {
 		return nil, err
-	}
-	if os.Getenv("NOSYNC") != "" {
-		audit = proxy.NewJSONLAudit(struct{ io.Writer }{auditFile.(io.Writer)}, pol.Hash)
 	}
 	lim := proxy.DefaultLimits
 	lim.PerKeyRate, lim.PerKeyBurst = 1e9, 1e9
