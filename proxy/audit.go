@@ -42,12 +42,25 @@ type Auditor interface {
 // errAuditUnavailable fails a request closed when its audit record cannot be written.
 var errAuditUnavailable = newError(http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot be written; nothing was done")
 
-// JSONLAudit writes one JSON object per line to w, serialised, and calls Sync after
-// each record when w has it (an *os.File: fsync).
+// JSONLAudit writes one JSON object per line to w and calls Sync when w has it (an
+// *os.File: fsync). Write returns once its own record is written and synced.
+// Concurrent writers share the writes and syncs (group commit): while one batch is
+// being written and synced, the records that arrive wait together for the next one, so
+// under load one fsync covers many records instead of each waiting for all before it.
 type JSONLAudit struct {
 	mu         sync.Mutex
 	w          io.Writer
 	policyHash string
+	busy       bool        // a batch is being written; its writer drains what follows
+	pending    []byte      // records of the next batch
+	next       *auditBatch // what the writers of the pending records wait for
+	spare      []byte      // the previous batch's buffer, reused
+}
+
+// auditBatch is one write+sync of several records; err is set before done closes.
+type auditBatch struct {
+	done chan struct{}
+	err  error
 }
 
 // NewJSONLAudit returns an auditor writing to w; every record carries policyHash.
@@ -77,7 +90,50 @@ func (a *JSONLAudit) Write(rec AuditRecord) error {
 	}
 	b = append(b, '\n')
 	a.mu.Lock()
+	if a.next == nil {
+		a.next = &auditBatch{done: make(chan struct{})}
+	}
+	a.pending = append(a.pending, b...)
+	batch := a.next
+	if !a.busy {
+		// Nobody is writing: write this batch now, and leave later ones to a
+		// goroutine so this request does not wait for other requests' records.
+		a.busy = true
+		a.flushOne()
+		if len(a.pending) > 0 {
+			go a.drain()
+		} else {
+			a.busy = false
+		}
+	}
+	a.mu.Unlock()
+	<-batch.done
+	return batch.err
+}
+
+// flushOne writes and syncs the pending batch. a.mu is held on entry and on return,
+// and released while writing; a.busy keeps other writers from writing meanwhile.
+func (a *JSONLAudit) flushOne() {
+	buf, batch := a.pending, a.next
+	a.pending, a.next = a.spare[:0], nil
+	a.mu.Unlock()
+	batch.err = a.writeSync(buf)
+	close(batch.done)
+	a.mu.Lock()
+	a.spare = buf
+}
+
+// drain writes batches until none is pending, then lets the next writer write.
+func (a *JSONLAudit) drain() {
+	a.mu.Lock()
 	defer a.mu.Unlock()
+	for len(a.pending) > 0 {
+		a.flushOne()
+	}
+	a.busy = false
+}
+
+func (a *JSONLAudit) writeSync(b []byte) error {
 	if _, err := a.w.Write(b); err != nil {
 		return err
 	}

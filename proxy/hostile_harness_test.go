@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -210,6 +211,9 @@ func hxFindCardData(b []byte, extra ...string) string {
 				return "a test wallet DPAN"
 			}
 		}
+	}
+	if strings.Contains(raw, hxHolder) || strings.Contains(norm, hxHolder) {
+		return "the test card holder name"
 	}
 	for _, x := range extra {
 		if x != "" && (strings.Contains(raw, x) || strings.Contains(norm, x)) {
@@ -644,25 +648,34 @@ type hxHeaders map[string]string
 // do sends one request. body: nil, string, []byte, or anything else as JSON.
 func (e *hxEnv) do(t testing.TB, method, rawURL string, body any, hdr hxHeaders) *hxResp {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
+	var b []byte
+	switch v := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		b = []byte(v)
 	case []byte:
-		rd = bytes.NewReader(b)
+		b = v
 	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
+		b = hxJSON(t, v)
+	}
+	r, err := e.send(method, rawURL, b, body != nil, hdr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	return r
+}
+
+// send is do for any goroutine: it reports errors instead of failing a test.
+func (e *hxEnv) send(method, rawURL string, body []byte, hasBody bool, hdr hxHeaders) (*hxResp, error) {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequest(method, rawURL, rd)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	if rd != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range hdr {
@@ -678,19 +691,19 @@ func (e *hxEnv) do(t testing.TB, method, rawURL string, body any, hdr hxHeaders)
 	start := time.Now()
 	resp, err := hxHTTP.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, req.URL.Path, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, req.URL.Path, err)
+		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	r := &hxResp{status: resp.StatusCode, header: resp.Header, body: b, elapsed: time.Since(start)}
 	var dump bytes.Buffer
 	resp.Header.Write(&dump)
 	dump.Write(b)
 	e.record(dump.Bytes())
-	return r
+	return r, nil
 }
 
 // col posts body to the collect listener with merchant's publishable key.
@@ -1126,7 +1139,10 @@ func hxRandomTokenID(t testing.TB, like string) string {
 // hxHostname returns a name other than "localhost" that resolves to a
 // loopback address, or "".
 func hxHostname() string {
-	cands := []string{"vm", "runsc", "localhost.localdomain", "ip6-localhost"}
+	cands := []string{"vm", "runsc", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+	if h, err := os.Hostname(); err == nil {
+		cands = append(cands, h)
+	}
 	for _, n := range cands {
 		addrs, err := net.LookupHost(n)
 		if err != nil || len(addrs) == 0 {
@@ -1147,4 +1163,136 @@ func hxHostPort(t testing.TB, raw string) string {
 		t.Fatal(err)
 	}
 	return u.Host
+}
+
+// fwdSend is fwd for any goroutine.
+func (e *hxEnv) fwdSend(merchant, method, path string, body []byte, hdr hxHeaders) (*hxResp, error) {
+	all := hxHeaders{
+		"Proxy-Authorization": "Bearer " + e.keys[merchant][proxy.RoleSecret],
+		"Authorization":       hxBasic,
+	}
+	for k, v := range hdr {
+		all[k] = v
+	}
+	return e.send(method, e.forward+path, body, body != nil, all)
+}
+
+// waitAudit polls the audit trail until ok accepts it or a second passes:
+// wrap writes a request's record as its handler returns, which can be just
+// after the client read the answer.
+func (e *hxEnv) waitAudit(t testing.TB, ok func([]map[string]any) bool) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		recs := e.auditRecords(t)
+		if ok(recs) || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitRequestLines polls the access log until it holds n request lines or a
+// second passes.
+func (e *hxEnv) waitRequestLines(t testing.TB, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		l := e.requestLines(t)
+		if len(l) >= n || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The harness checked: a suite whose detector misses a leak proves nothing.
+
+func TestHostileHarness_FindsCardDataInEveryForm(t *testing.T) {
+	for _, pan := range hxPANs {
+		for form, s := range hxPANForms(pan) {
+			for _, wrap := range []string{`{"x":"%s"}`, `x=%s&y=1`, `%s`, `{"x":"a %s b"}`} {
+				if hxFindCardData([]byte(fmt.Sprintf(wrap, s))) == "" {
+					t.Errorf("PAN …%s %s in %q: not found", pan[len(pan)-4:], form, wrap)
+				}
+			}
+		}
+		mixed := strings.ReplaceAll(hxPANForms(pan)["JSON \\u-escaped"], `\`, `%5C`) // a percent-encoded JSON escape
+		if hxFindCardData([]byte(mixed)) == "" {
+			t.Errorf("PAN …%s percent-encoded JSON escapes: not found", pan[len(pan)-4:])
+		}
+		if hxFindCardData([]byte(`{"n":`+pan+`}`)) == "" {
+			t.Errorf("PAN …%s as a JSON number: not found", pan[len(pan)-4:])
+		}
+	}
+	for _, cvv := range hxCVVs {
+		for _, s := range []string{`{"card_cvv":"` + cvv + `"}`, `cvv=` + cvv + `&x=1`, `{\"cvv\":\"` + cvv + `\"}`, `{"cvv":` + cvv + `}`, `cvv: ` + cvv} {
+			if hxFindCardData([]byte(s)) == "" {
+				t.Errorf("CVV in %q: not found", s)
+			}
+		}
+	}
+	for _, d := range hxDPANs {
+		if hxFindCardData([]byte(`{"dpan":"`+d+`"}`)) == "" || hxFindCardData([]byte("x"+d[15:80]+"y")) == "" {
+			t.Error("a DPAN or a slice of one: not found")
+		}
+	}
+	// What chdproxy legitimately shows must pass.
+	for _, s := range []string{
+		`{"token":"tok_AbC123","kind":"card","card":{"bin":"40120000","last4":"3010","brand":"visa","exp_month":"12","exp_year":"2030"},"has_cvv":true}`,
+		`{"card":{"number":"401200******3010"},"masked":"************4444","duration_ms":7.37,"status":200}`,
+		`{"level":"info","msg":"request","request_id":"req_9aZ","key_id":"sk_1a2b3c4d","card_cvv":"[REDACTED]"}`,
+	} {
+		if what := hxFindCardData([]byte(s)); what != "" {
+			t.Errorf("false positive %s in %s", what, s)
+		}
+	}
+}
+
+// hxRecorderTB collects the errors a check reports instead of failing the test.
+type hxRecorderTB struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *hxRecorderTB) Helper() {}
+func (r *hxRecorderTB) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+func TestHostileHarness_AssertNoCardDataSeesEverySink(t *testing.T) {
+	plant := map[string]func(e *hxEnv){
+		// Written past the redacting formatter, which would mask it (as it should).
+		"a log line": func(e *hxEnv) {
+			e.logs.Write([]byte(`{"msg":"leak ` + hxPANForms(hxPANMC)["fullwidth digits"] + `"}` + "\n"))
+		},
+		"an audit record": func(e *hxEnv) { e.audit.Write([]byte(`{"event":"x","token":"` + hxPANVisa + `"}` + "\n")) },
+		"a response body": func(e *hxEnv) { e.record([]byte(`{"echo":"` + hxPANForms(hxPANAmex)["JSON \\u-escaped"] + `"}`)) },
+		"a response header": func(e *hxEnv) {
+			e.record([]byte("X-Card: " + hxPANForms(hxPANVisa)["grouped (dashes)"] + "\r\n\r\n{}"))
+		},
+		"a Redis key":   func(e *hxEnv) { e.mr.Set("chd:x:"+hxPANVisa, "1") },
+		"a Redis value": func(e *hxEnv) { e.mr.Set("chd:x", `{"card_cvv":"`+hxCVV+`"}`) },
+		"a Redis hash":  func(e *hxEnv) { e.mr.HSet("chd:h", "f", hxDPANApple) },
+		"a stored answer": func(e *hxEnv) {
+			e.mr.Set("chd:idem:x", string(hxJSON(t, map[string]any{"body": []byte(`{"n":"` + hxPANMC + `"}`)})))
+		},
+		"a broken log line": func(e *hxEnv) { e.logs.Write([]byte("not json\n")) },
+	}
+	for name, f := range plant {
+		t.Run(name, func(t *testing.T) {
+			e := newHostileEnv(t, hxOptions{})
+			e.assertNoCardData(t) // clean to start with
+			f(e)
+			rec := &hxRecorderTB{TB: t}
+			e.assertNoCardData(rec)
+			if len(rec.errs) == 0 {
+				t.Errorf("card data planted in %s was not reported", name)
+			}
+		})
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -23,7 +25,7 @@ import (
 // refuses payments, and window-by-window Luhn refuses about two thirds of all 16-digit
 // numeric order ids. Logs stay masked window by window whatever passes here.
 func containsRawPAN(b []byte) bool {
-	if !hasDigitRun(b, 13) && bytes.IndexByte(b, '\\') < 0 && isASCII(b) {
+	if !hasDigitRun(b, 13) && bytes.IndexByte(b, '\\') < 0 && isASCII(b) && !hasExponent(b) {
 		return false // the common case: no long digit run, no escape, nothing but ASCII
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -43,6 +45,11 @@ func containsRawPAN(b []byte) bool {
 			}
 		case json.Number:
 			if textHasPAN(v.String()) {
+				return true
+			}
+			// The same integer written in exponent or decimal form (4.01200000000301e15,
+			// 4012000000003010.0): a JSON reader upstream sees the card number.
+			if d, ok := wholeNumberDigits(v.String()); ok && textHasPAN(d) {
 				return true
 			}
 		}
@@ -65,6 +72,54 @@ func hasDigitRun(b []byte, n int) bool {
 		}
 	}
 	return false
+}
+
+// hasExponent reports a JSON number in exponent form (a digit, e or E, an optional
+// sign, a digit): such a number can stand for a long integer with few digits written.
+func hasExponent(b []byte) bool {
+	digit := func(i int) bool { return i >= 0 && i < len(b) && b[i] >= '0' && b[i] <= '9' }
+	for i, c := range b {
+		if (c == 'e' || c == 'E') && digit(i-1) && (digit(i+1) || (i+1 < len(b) && (b[i+1] == '+' || b[i+1] == '-') && digit(i+2))) {
+			return true
+		}
+	}
+	return false
+}
+
+// wholeNumberDigits returns the digits of the integer a JSON number denotes when it is
+// written with a fraction or an exponent, is whole, and has 13 to 19 digits. Exponents
+// are bounded, so a number like 1e999999999 costs nothing.
+func wholeNumberDigits(num string) (string, bool) {
+	s := strings.TrimPrefix(num, "-")
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(s[i+1:])
+		if err != nil || e < -40 || e > 40 {
+			return "", false
+		}
+		mant, exp = s[:i], e
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	if len(intPart)+len(frac) > 60 {
+		return "", false
+	}
+	digits := intPart + frac
+	point := len(intPart) + exp // the decimal point's position in digits
+	switch {
+	case point <= 0:
+		return "", false
+	case point >= len(digits):
+		digits += strings.Repeat("0", point-len(digits))
+	case strings.Trim(digits[point:], "0") != "":
+		return "", false // not a whole number
+	default:
+		digits = digits[:point]
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if len(digits) < 13 || len(digits) > 19 {
+		return "", false
+	}
+	return digits, true
 }
 
 func isASCII(b []byte) bool {

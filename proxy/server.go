@@ -75,6 +75,9 @@ func info(r *http.Request) *reqInfo {
 	return &reqInfo{}
 }
 
+// errTransferEncoding refuses request bodies framed by Transfer-Encoding (see wrap).
+var errTransferEncoding = newError(http.StatusBadRequest, "transfer_encoding_not_allowed", "request bodies must be sent with Content-Length, not Transfer-Encoding")
+
 // handlerFunc is a handler that returns its error; wrap writes the error response.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
@@ -119,6 +122,16 @@ func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
 					err = errInternal
 				}
 			}()
+			if len(r.TransferEncoding) > 0 {
+				// net/http honours a chunked body and silently drops a Content-Length
+				// sent with it (RFC 9112 §6.3); a front end that reads the Content-Length
+				// instead would see another request boundary (request smuggling). Our
+				// bodies are small JSON: refuse framing by Transfer-Encoding, and close
+				// the connection so nothing behind this body is read as a request.
+				sw.Header().Set("Connection", "close")
+				err = errTransferEncoding
+				return
+			}
 			err = h(sw, r)
 		}()
 		code := ""
@@ -179,7 +192,9 @@ func newRouter(d Deps, listener string) *mux.Router {
 	if d.Audit == nil || d.Log == nil || d.Vault == nil || d.Keys == nil || d.Limiter == nil || d.Idempotency == nil {
 		panic("proxy: Deps needs Vault, Keys, Log, Audit, Limiter and Idempotency")
 	}
-	rt := mux.NewRouter()
+	// Paths match exactly as sent: no redirect to a cleaned path (which mux would answer
+	// itself, unlogged and unaudited, also to CONNECT with its authority-form target).
+	rt := mux.NewRouter().SkipClean(true)
 	rt.NotFoundHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errNotFound })
 	rt.MethodNotAllowedHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed })
 	return rt

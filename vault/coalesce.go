@@ -12,7 +12,7 @@ import (
 // Defaults of CoalesceOptions.
 const (
 	DefaultCoalesceBatch    = 128
-	DefaultCoalesceInFlight = 4
+	DefaultCoalesceInFlight = 1
 )
 
 // CoalesceOptions configures Coalesce. Zero fields take the defaults.

@@ -15,14 +15,16 @@ import (
 // errPoolEmpty ends a worker early: the phase ran out of pre-made tokens.
 var errPoolEmpty = errors.New("token pool exhausted")
 
-// phase is one measured run: conc workers call op in a loop, first for
-// warmup (not recorded), then for dur.
+// phase is one measured run, first for warmup (not recorded), then for dur.
+// Closed loop (rate 0): conc workers call op back to back. Open loop (rate >
+// 0): op is started rate times a second on schedule, by at most conc workers;
+// latency counts from the scheduled start, so a backlog shows as latency.
 type phase struct {
-	conc         int
-	warmup, dur  time.Duration
-	op           func(worker int) error
-	watch        []*procWatch // processes whose CPU and peak RSS are sampled
-	onMeasureEnd func()
+	conc        int
+	rate        float64
+	warmup, dur time.Duration
+	op          func() error
+	watch       []*procWatch // processes whose CPU and peak RSS are sampled
 }
 
 // outcome is what a phase measured.
@@ -32,6 +34,7 @@ type outcome struct {
 	elapsed  time.Duration // the window actually measured (shorter when the pool ran out)
 	cpu      []float64     // CPU seconds of each watched process in the window
 	peakRSS  []int64       // VmHWM of each watched process (bytes), since the phase began
+	busy     float64       // CPU seconds the whole machine was busy in the window
 	firstErr error
 }
 
@@ -41,48 +44,83 @@ func (p phase) run() outcome {
 	for _, w := range p.watch {
 		w.resetPeak()
 	}
-	lats := make([][]time.Duration, p.conc)
-	var errs atomic.Int64
-	var firstErr atomic.Value
-	var stopped atomic.Int64 // UnixNano of the first pool exhaustion, 0 if none
-	var cpu0 []float64
-	var sampled sync.WaitGroup
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		errs     atomic.Int64
+		firstErr atomic.Value
+		stopped  atomic.Int64 // UnixNano of the first pool exhaustion, 0 if none
+		cpu0     []float64
+		busy0    float64
+		sampled  sync.WaitGroup
+	)
 	sampled.Go(func() {
 		time.Sleep(time.Until(mStart))
+		busy0 = machineBusy()
 		cpu0 = make([]float64, len(p.watch))
 		for i, w := range p.watch {
 			cpu0[i] = w.cpu()
 		}
 	})
-	var wg sync.WaitGroup
-	for i := range p.conc {
-		wg.Go(func() {
-			rec := make([]time.Duration, 0, 4096)
-			for {
-				t0 := time.Now()
-				if !t0.Before(mEnd) {
-					break
-				}
-				err := p.op(i)
-				d := time.Since(t0)
-				if errors.Is(err, errPoolEmpty) {
-					stopped.CompareAndSwap(0, time.Now().UnixNano())
-					break
-				}
-				if t0.Before(mStart) {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				rec = append(rec, d)
+	// one runs op once as scheduled at t0; false ends the worker.
+	one := func(t0 time.Time, rec *[]time.Duration) bool {
+		err := p.op()
+		d := time.Since(t0)
+		if errors.Is(err, errPoolEmpty) {
+			stopped.CompareAndSwap(0, time.Now().UnixNano())
+			return false
+		}
+		if t0.Before(mStart) {
+			return true
+		}
+		if err != nil {
+			errs.Add(1)
+			firstErr.CompareAndSwap(nil, err)
+			return true
+		}
+		*rec = append(*rec, d)
+		return true
+	}
+	var jobs chan time.Time
+	if p.rate > 0 {
+		jobs = make(chan time.Time, 1<<16)
+		go func() {
+			defer close(jobs)
+			interval := time.Duration(float64(time.Second) / p.rate)
+			for t := start; t.Before(mEnd) && stopped.Load() == 0; t = t.Add(interval) {
+				time.Sleep(time.Until(t))
+				jobs <- t
 			}
-			lats[i] = rec
+		}()
+	}
+	var wg sync.WaitGroup
+	for range p.conc {
+		wg.Go(func() {
+			rec := make([]time.Duration, 0, 1024)
+			if jobs != nil {
+				for t0 := range jobs {
+					if !one(t0, &rec) {
+						break
+					}
+				}
+			} else {
+				for {
+					t0 := time.Now()
+					if !t0.Before(mEnd) || !one(t0, &rec) {
+						break
+					}
+				}
+			}
+			mu.Lock()
+			lat = append(lat, rec...)
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
+	if jobs != nil {
+		for range jobs { // the pool ran out: let the scheduler finish
+		}
+	}
 	end := time.Now()
 	if end.After(mEnd) {
 		end = mEnd
@@ -91,19 +129,13 @@ func (p phase) run() outcome {
 		end = time.Unix(0, s)
 	}
 	sampled.Wait()
-	o := outcome{errs: int(errs.Load()), elapsed: end.Sub(mStart)}
+	o := outcome{errs: int(errs.Load()), elapsed: max(end.Sub(mStart), 0), busy: machineBusy() - busy0, lat: lat}
 	if e, ok := firstErr.Load().(error); ok {
 		o.firstErr = e
 	}
 	for i, w := range p.watch {
 		o.cpu = append(o.cpu, w.cpu()-cpu0[i])
 		o.peakRSS = append(o.peakRSS, w.peak())
-	}
-	if p.onMeasureEnd != nil {
-		p.onMeasureEnd()
-	}
-	for _, l := range lats {
-		o.lat = append(o.lat, l...)
 	}
 	slices.Sort(o.lat)
 	return o
@@ -119,6 +151,31 @@ func quantile(sorted []time.Duration, q float64) float64 {
 	return float64(sorted[i].Microseconds()) / 1000
 }
 
+// clockTick is USER_HZ, 100 on every Linux architecture Go supports.
+const clockTick = 100
+
+// machineBusy returns the CPU seconds all cores spent not idle, from /proc/stat.
+func machineBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return math.NaN()
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return math.NaN()
+	}
+	busy := 0.0
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		busy += n
+	}
+	return busy / clockTick
+}
+
 // procWatch reads a process's CPU time and peak RSS from /proc.
 type procWatch struct {
 	pid int // 0: this process
@@ -130,9 +187,6 @@ func (w *procWatch) path(f string) string {
 	}
 	return "/proc/" + strconv.Itoa(w.pid) + "/" + f
 }
-
-// clockTick is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTick = 100
 
 // cpu returns user+system CPU seconds so far.
 func (w *procWatch) cpu() float64 {

@@ -13,10 +13,11 @@ import (
 
 // row is one phase's result.
 type row struct {
-	Scenario    string  `json:"scenario"` // tokenize | forward
-	Path        string  `json:"path"`     // chdproxy | floor | floor_one_call | direct
-	Concurrency int     `json:"concurrency"`
-	Seconds     float64 `json:"seconds"` // measured window
+	Scenario    string  `json:"scenario"`       // tokenize | forward
+	Path        string  `json:"path"`           // chdproxy | floor | floor_one_call | direct
+	Concurrency int     `json:"concurrency"`    // workers (at most this many in flight)
+	Rate        float64 `json:"rate,omitempty"` // fixed arrival rate (req/s); 0: closed loop
+	Seconds     float64 `json:"seconds"`        // measured window
 	Requests    int     `json:"requests"`
 	Errors      int     `json:"errors"`
 	RPS         float64 `json:"req_per_s"`
@@ -31,6 +32,8 @@ type row struct {
 	RedisCPUPer1k *float64 `json:"redis_cpu_s_per_1k,omitempty"`
 	BenchCPUPer1k *float64 `json:"chdbench_cpu_s_per_1k,omitempty"` // load generator (+ sandbox, + floor client)
 	PeakRSSMB     *float64 `json:"peak_rss_mb,omitempty"`           // chdproxy's VmHWM during the phase
+	BusyCores     float64  `json:"busy_cores"`                      // the machine's busy CPU, in cores
+	OtherCores    float64  `json:"other_cores"`                     // of which not ours (other programs)
 	Note          string   `json:"note,omitempty"`
 }
 
@@ -38,6 +41,7 @@ type row struct {
 type ratio struct {
 	Scenario    string  `json:"scenario"`
 	Concurrency int     `json:"concurrency"`
+	Rate        float64 `json:"rate,omitempty"`
 	Versus      string  `json:"versus"`
 	Throughput  float64 `json:"throughput_ratio"` // chdproxy req/s ÷ baseline req/s
 	P50         float64 `json:"p50_ratio"`
@@ -76,14 +80,34 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
+// find returns the closed-loop row at concurrency c.
 func (r *report) find(scenario, path string, c int) *row {
 	for i := range r.Rows {
 		x := &r.Rows[i]
-		if x.Scenario == scenario && x.Path == path && x.Concurrency == c {
+		if x.Scenario == scenario && x.Path == path && x.Concurrency == c && x.Rate == 0 {
 			return x
 		}
 	}
 	return nil
+}
+
+// findRate returns the fixed-rate row of scenario and path, if any.
+func (r *report) findRate(scenario, path string) *row {
+	for i := range r.Rows {
+		x := &r.Rows[i]
+		if x.Scenario == scenario && x.Path == path && x.Rate > 0 {
+			return x
+		}
+	}
+	return nil
+}
+
+// load names a row's load: "16" workers or "800/s".
+func (x *row) load() string {
+	if x.Rate > 0 {
+		return fmt.Sprintf("%.0f/s", x.Rate)
+	}
+	return fmt.Sprint(x.Concurrency)
 }
 
 func ratioOf(a, b float64) float64 {
@@ -96,20 +120,23 @@ func ratioOf(a, b float64) float64 {
 // compute fills Ratios and Targets from Rows.
 func (r *report) compute() {
 	concs := r.Options.Concurrency
+	add := func(scenario, versus string, p, base *row) {
+		if p == nil || base == nil || p.Requests == 0 || base.Requests == 0 {
+			return
+		}
+		r.Ratios = append(r.Ratios, ratio{
+			Scenario: scenario, Concurrency: p.Concurrency, Rate: p.Rate, Versus: versus,
+			Throughput: ratioOf(p.RPS, base.RPS), P50: ratioOf(p.P50, base.P50), P99: ratioOf(p.P99, base.P99),
+			AddedP50: round(p.P50-base.P50, 2), AddedP99: round(p.P99-base.P99, 2),
+		})
+	}
 	for _, sc := range []struct{ scenario, versus string }{
 		{"tokenize", pathFloor}, {"tokenize", pathFloorOneCall}, {"forward", pathDirect},
 	} {
 		for _, c := range concs {
-			p, base := r.find(sc.scenario, pathChdproxy, c), r.find(sc.scenario, sc.versus, c)
-			if p == nil || base == nil || p.Requests == 0 || base.Requests == 0 {
-				continue
-			}
-			r.Ratios = append(r.Ratios, ratio{
-				Scenario: sc.scenario, Concurrency: c, Versus: sc.versus,
-				Throughput: ratioOf(p.RPS, base.RPS), P50: ratioOf(p.P50, base.P50), P99: ratioOf(p.P99, base.P99),
-				AddedP50: round(p.P50-base.P50, 2), AddedP99: round(p.P99-base.P99, 2),
-			})
+			add(sc.scenario, sc.versus, r.find(sc.scenario, pathChdproxy, c), r.find(sc.scenario, sc.versus, c))
 		}
+		add(sc.scenario, sc.versus, r.findRate(sc.scenario, pathChdproxy), r.findRate(sc.scenario, sc.versus))
 	}
 	if len(concs) == 0 {
 		return
@@ -144,16 +171,10 @@ func (r *report) compute() {
 			Met:      q <= 1.25,
 		})
 	}
-	moderate := concs[min(1, len(concs)-1)]
-	for _, c := range concs {
-		if c == 16 {
-			moderate = c
-		}
-	}
-	if p, d := r.find("forward", pathChdproxy, moderate), r.find("forward", pathDirect, moderate); p != nil && d != nil && p.Requests > 0 {
+	if p, d := r.findRate("forward", pathChdproxy), r.findRate("forward", pathDirect); p != nil && d != nil && p.Requests > 0 {
 		a50, a99 := p.P50-d.P50, p.P99-d.P99
 		r.Targets = append(r.Targets, target{
-			Name:     fmt.Sprintf("forward overhead vs direct at c=%d", moderate),
+			Name:     fmt.Sprintf("forward overhead vs direct at moderate load (%.0f req/s, half of chdproxy's best)", p.Rate),
 			Wanted:   "+p50 ≤ 1 ms, +p99 ≤ 3 ms",
 			Measured: fmt.Sprintf("+p50 %.2f ms, +p99 %.2f ms", a50, a99),
 			Met:      a50 <= 1 && a99 <= 3,
@@ -215,8 +236,8 @@ func (r *report) markdown() []byte {
 		{"forward", "Forward: `POST /initPaymentHost2Host` via chdproxy vs direct to the sandbox", "chdproxy CPU s/1k req"},
 	} {
 		w("\n## %s\n\n", sc.title)
-		w("| conc. | path | req/s | p50 ms | p99 ms | p99.9 ms | %s | Vault CPU s/1k | Redis CPU s/1k | chdproxy peak RSS MB | errors |\n", sc.cpu)
-		w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w("| load | path | req/s | p50 ms | p99 ms | p99.9 ms | %s | Vault CPU s/1k | Redis CPU s/1k | chdproxy peak RSS MB | busy cores (other) | errors |\n", sc.cpu)
+		w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range r.Rows {
 			if x.Scenario != sc.name {
 				continue
@@ -225,13 +246,18 @@ func (r *report) markdown() []byte {
 			if x.Note != "" {
 				errs += " (" + strings.ReplaceAll(x.Note, "|", "/") + ")"
 			}
-			w("| %d | %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s |\n", x.Concurrency, pathNames[x.Path], x.RPS,
-				x.P50, x.P99, x.P999, fmtPtr(x.CPUPer1k, 3), fmtPtr(x.VaultCPUPer1k, 3), fmtPtr(x.RedisCPUPer1k, 3), fmtPtr(x.PeakRSSMB, 1), errs)
+			w("| %s | %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %.2f (%.2f) | %s |\n", x.load(), pathNames[x.Path], x.RPS,
+				x.P50, x.P99, x.P999, fmtPtr(x.CPUPer1k, 3), fmtPtr(x.VaultCPUPer1k, 3), fmtPtr(x.RedisCPUPer1k, 3), fmtPtr(x.PeakRSSMB, 1),
+				x.BusyCores, x.OtherCores, errs)
 		}
 	}
-	w("\n## Ratios (chdproxy ÷ baseline, same run)\n\n| scenario | conc. | baseline | throughput | p50 | p99 | added p50 ms | added p99 ms |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
+	w("\n## Ratios (chdproxy ÷ baseline, same run)\n\n| scenario | load | baseline | throughput | p50 | p99 | added p50 ms | added p99 ms |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Ratios {
-		w("| %s | %d | %s | %.2f× | %.2f× | %.2f× | %+.2f | %+.2f |\n", x.Scenario, x.Concurrency, pathNames[x.Versus], x.Throughput, x.P50, x.P99, x.AddedP50, x.AddedP99)
+		load := fmt.Sprint(x.Concurrency)
+		if x.Rate > 0 {
+			load = fmt.Sprintf("%.0f/s", x.Rate)
+		}
+		w("| %s | %s | %s | %.2f× | %.2f× | %.2f× | %+.2f | %+.2f |\n", x.Scenario, load, pathNames[x.Versus], x.Throughput, x.P50, x.P99, x.AddedP50, x.AddedP99)
 	}
 	w(`
 ## What is measured
