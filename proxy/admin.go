@@ -61,17 +61,22 @@ func (a *admin) deleteToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return deleteToken(w, r, a.Vault, key.Merchant)
+	return a.deleteTokenOf(w, r, key.Merchant)
 }
 
-// deleteToken removes a token of merchant; shared by the admin and forward listeners.
-func deleteToken(w http.ResponseWriter, r *http.Request, v *vault.Vault, merchant string) error {
+// deleteTokenOf removes a token of merchant; shared by the admin and forward listeners.
+func (d Deps) deleteTokenOf(w http.ResponseWriter, r *http.Request, merchant string) error {
 	id := mux.Vars(r)["id"]
 	if !vault.ValidTokenID(id) {
 		return errTokenNotFound // malformed ids answer exactly like unknown ones
 	}
 	info(r).token = id
-	if err := v.Delete(r.Context(), merchant, id); err != nil {
+	ctx, done, err := d.vaultCall(r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := d.Vault.Delete(ctx, merchant, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -44,9 +44,19 @@ func (d Deps) authenticate(r *http.Request, header string, role Role) (Key, erro
 	return key, d.Limiter.allow(key.ID)
 }
 
-// vaultSlot bounds the calls in flight towards Vault and Redis.
-func (d Deps) vaultSlot(ctx context.Context) (func(), error) {
-	return d.Limiter.slot(ctx, d.Limiter.vault, errVaultBusy)
+// vaultDeadline bounds one request's work against Vault and Redis, whatever the
+// timeouts of the Transit and the Redis client: a stuck dependency is a fast 504.
+const vaultDeadline = 5 * time.Second
+
+// vaultCall takes one of the in-flight slots towards Vault and Redis and gives the
+// work a deadline of its own; done releases both.
+func (d Deps) vaultCall(ctx context.Context) (_ context.Context, done func(), _ error) {
+	release, err := d.Limiter.slot(ctx, d.Limiter.vault, errVaultBusy)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, vaultDeadline)
+	return ctx, func() { cancel(); release() }, nil
 }
 
 func (d Deps) now() time.Time {
@@ -120,16 +130,15 @@ func (c *collect) tokenize(w http.ResponseWriter, r *http.Request) error {
 		}
 		w.Header().Set("Access-Control-Allow-Origin", origin)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxCollectBody)
-	f, err := readFields(r, collectFields)
+	f, err := readFields(w, r, collectFields)
 	if err != nil {
 		return err
 	}
-	release, err := c.vaultSlot(r.Context())
+	ctx, done, err := c.vaultCall(r.Context())
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer done()
 	var meta vault.Metadata
 	switch method := f["payment_method"]; method {
 	case "", "card":
@@ -137,7 +146,7 @@ func (c *collect) tokenize(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		meta, err = c.Vault.TokenizeCard(r.Context(), key.Merchant, in)
+		meta, err = c.Vault.TokenizeCard(ctx, key.Merchant, in)
 		if err != nil {
 			return err
 		}
@@ -146,7 +155,7 @@ func (c *collect) tokenize(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		meta, err = c.Vault.TokenizeWallet(r.Context(), key.Merchant, in)
+		meta, err = c.Vault.TokenizeWallet(ctx, key.Merchant, in)
 		if err != nil {
 			return err
 		}

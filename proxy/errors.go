@@ -27,6 +27,7 @@ var (
 	errUnauthorized      = newError(http.StatusUnauthorized, "unauthorized", "missing or invalid API key")
 	errOriginNotAllowed  = newError(http.StatusForbidden, "origin_not_allowed", "origin is not allowed for this merchant")
 	errBodyTooLarge      = newError(http.StatusRequestEntityTooLarge, "body_too_large", "request body is too large")
+	errBodyUnreadable    = newError(http.StatusBadRequest, "body_unreadable", "the request body could not be read completely")
 	errUnsupportedMedia  = newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "content type must be application/json or application/x-www-form-urlencoded")
 	errInvalidJSON       = newError(http.StatusBadRequest, "invalid_json", "request body is not a valid JSON object")
 	errInvalidForm       = newError(http.StatusBadRequest, "invalid_form", "request body is not a valid form")

@@ -17,14 +17,10 @@ import (
 // refuses anything ambiguous: duplicate or case-variant keys, fields outside allowed,
 // non-string JSON values (a PAN sent as a number), trailing data, invalid UTF-8 and
 // control characters. Errors never carry the offending value.
-func readFields(r *http.Request, allowed map[string]bool) (map[string]string, error) {
-	body, err := io.ReadAll(r.Body)
+func readFields(w http.ResponseWriter, r *http.Request, allowed map[string]bool) (map[string]string, error) {
+	body, err := readBody(w, r, maxCollectBody)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errBodyTooLarge
-		}
-		return nil, errInvalidJSON
+		return nil, err
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
@@ -57,6 +53,19 @@ func readFields(r *http.Request, allowed map[string]bool) (map[string]string, er
 		}
 	}
 	return fields, nil
+}
+
+// readBody reads a request body of at most max bytes.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, errBodyTooLarge
+	case err != nil:
+		return nil, errBodyUnreadable // a client that stopped sending, or a read timeout
+	}
+	return body, nil
 }
 
 func jsonFields(body []byte) (map[string]string, error) {

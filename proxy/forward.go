@@ -86,9 +86,9 @@ func (f *forward) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, errUnsupportedMedia
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxForwardBody))
+	body, err := readBody(w, r, maxForwardBody)
 	if err != nil {
-		return nil, errBodyTooLarge
+		return nil, err
 	}
 	if containsRawPAN(body) {
 		return nil, errRawCardData
@@ -187,12 +187,12 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 // route's injections for the token's kind and whether the CVV was asked for (and so
 // consumed).
 func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, fields []jsonField, token string, up policy.Upstream) (*vault.Secret, []policy.Injection, bool, error) {
-	release, err := f.vaultSlot(r.Context())
+	ctx, done, err := f.vaultCall(r.Context())
 	if err != nil {
 		return nil, nil, false, err
 	}
-	defer release()
-	meta, err := f.Vault.Metadata(r.Context(), merchant, token)
+	defer done()
+	meta, err := f.Vault.Metadata(ctx, merchant, token)
 	if err != nil {
 		return nil, nil, false, err
 	}
@@ -222,7 +222,7 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 		f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
 		return nil, nil, false, errAuditUnavailable
 	}
-	sec, err := f.Vault.Detokenize(r.Context(), merchant, token, wantCVV)
+	sec, err := f.Vault.Detokenize(ctx, merchant, token, wantCVV)
 	return sec, injections, wantCVV, err
 }
 
@@ -426,7 +426,12 @@ func (f *forward) metadata(w http.ResponseWriter, r *http.Request) error {
 		return errTokenNotFound
 	}
 	info(r).token = id
-	meta, err := f.Vault.Metadata(r.Context(), key.Merchant, id)
+	ctx, done, err := f.vaultCall(r.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
+	meta, err := f.Vault.Metadata(ctx, key.Merchant, id)
 	if err != nil {
 		return err
 	}
@@ -439,5 +444,5 @@ func (f *forward) delete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return deleteToken(w, r, f.Vault, key.Merchant)
+	return f.deleteTokenOf(w, r, key.Merchant)
 }

@@ -759,8 +759,8 @@ func TestHostile_SlowBody(t *testing.T) {
 	}
 	e.record(got)
 	if len(got) > 0 {
-		if !bytes.HasPrefix(got, []byte("HTTP/1.1 400")) || !bytes.Contains(got, []byte(`"invalid_json"`)) {
-			t.Errorf("got an answer %.60q, want none or 400 invalid_json", got)
+		if !bytes.HasPrefix(got, []byte("HTTP/1.1 400")) || !bytes.Contains(got, []byte(`"body_unreadable"`)) {
+			t.Errorf("got an answer %.60q, want none or 400 body_unreadable", got)
 		}
 	}
 	if k := e.recKeys(); len(k) != 0 {

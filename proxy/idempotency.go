@@ -69,9 +69,9 @@ func (id *Idempotency) middleware(d Deps, header string, role Role, maxBody int6
 		if !validIdemKey(ik) {
 			return errIdemKey
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		body, err := readBody(w, r, maxBody)
 		if err != nil {
-			return errBodyTooLarge
+			return err
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		m := hmac.New(sha256.New, id.secret)
