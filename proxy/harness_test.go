@@ -3,18 +3,11 @@ package proxy_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
+	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/proxy"
 	"github.com/chdproxy/chdproxy/redact"
@@ -131,92 +125,37 @@ func (s *syncBuffer) Bytes() []byte {
 	return bytes.Clone(s.b.Bytes())
 }
 
-// testCA is a certificate authority made for one test run.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
 var (
 	caOnce sync.Once
-	caVal  *testCA
+	caVal  *testenv.CA
 	caErr  error
 )
 
-// theCA returns the run's test CA (ECDSA P-256), created on first use.
-func theCA(t testing.TB) *testCA {
+// theCA returns the run's test CA, created on first use.
+func theCA(t testing.TB) *testenv.CA {
 	t.Helper()
-	caOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			caErr = err
-			return
-		}
-		now := time.Now()
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "chdproxy test CA"},
-			NotBefore:             now.Add(-time.Hour),
-			NotAfter:              now.Add(24 * time.Hour),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			caErr = err
-			return
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			caErr = err
-			return
-		}
-		pool := x509.NewCertPool()
-		pool.AddCert(cert)
-		caVal = &testCA{cert: cert, key: key, pool: pool}
-	})
+	caOnce.Do(func() { caVal, caErr = testenv.NewCA() })
 	if caErr != nil {
 		t.Fatalf("test CA: %v", caErr)
 	}
 	return caVal
 }
 
-// serverCert issues a certificate for 127.0.0.1, ::1 and localhost.
-func (ca *testCA) serverCert(t testing.TB) tls.Certificate {
+// serverCert issues a certificate of the test CA for loopback and names.
+func serverCert(t testing.TB, names ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := theCA(t).Leaf(names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return c
 }
 
 // startTLSUpstream serves h over TLS with a certificate from the test CA.
 func startTLSUpstream(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{theCA(t).serverCert(t)}, MinVersion: tls.VersionTLS12}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert(t)}, MinVersion: tls.VersionTLS12}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -328,7 +267,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 			h.keys[m][role] = k
 		}
 	}
-	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{RootCAs: theCA(t).pool, ResponseTimeout: opts.responseTimeout})
+	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{RootCAs: theCA(t).Pool, ResponseTimeout: opts.responseTimeout})
 	if err != nil {
 		t.Fatalf("upstream client: %v", err)
 	}

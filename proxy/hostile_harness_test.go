@@ -14,19 +14,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -226,24 +221,6 @@ func hxFindCardData(b []byte, extra ...string) string {
 // ---------------------------------------------------------------------------
 // Sinks, fault injection.
 
-// hxBuffer is a sink written by server goroutines while tests read it.
-type hxBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *hxBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *hxBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
 // hxTransit wraps the dev cipher with switchable faults: every call fails
 // with an error (Vault sealed or down), or takes hang and then fails with
 // vault.ErrTimeout (a transit client with a per-call deadline of hang, as
@@ -323,81 +300,12 @@ func (a *hxAuditor) Write(r proxy.AuditRecord) error {
 }
 
 // ---------------------------------------------------------------------------
-// TLS for the upstream: a CA made for this test run.
-
-type hxCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-var (
-	hxCAOnce sync.Once
-	hxCAVal  *hxCA
-	hxCAErr  error
-)
-
-func hxTheCA(t testing.TB) *hxCA {
-	t.Helper()
-	hxCAOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			hxCAErr = err
-			return
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chdproxy hostile-suite CA"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			hxCAErr = err
-			return
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			hxCAErr = err
-			return
-		}
-		pool := x509.NewCertPool()
-		pool.AddCert(cert)
-		hxCAVal = &hxCA{cert: cert, key: key, pool: pool}
-	})
-	if hxCAErr != nil {
-		t.Fatalf("test CA: %v", hxCAErr)
-	}
-	return hxCAVal
-}
-
-// leaf issues a server certificate for loopback and the given names.
-func (ca *hxCA) leaf(t testing.TB, names ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: "127.0.0.1"},
-		DNSNames:    append([]string{"localhost"}, names...),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // hxStartTLS serves h over TLS. cfg nil: a certificate from the test CA.
 func hxStartTLS(t testing.TB, h http.Handler, cfg *tls.Config) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	if cfg == nil {
-		cfg = &tls.Config{Certificates: []tls.Certificate{hxTheCA(t).leaf(t, "vm", "runsc")}, MinVersion: tls.VersionTLS12}
+		cfg = &tls.Config{Certificates: []tls.Certificate{serverCert(t, "vm", "runsc")}, MinVersion: tls.VersionTLS12}
 	}
 	srv.TLS = cfg
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -468,8 +376,8 @@ type hxEnv struct {
 	pol      *policy.Policy
 	red      *redact.Redactor
 	log      *logrus.Logger
-	logs     *hxBuffer
-	audit    *hxBuffer
+	logs     *syncBuffer
+	audit    *syncBuffer
 	auditor  *hxAuditor
 	transit  *hxTransit
 	mr       *miniredis.Miniredis
@@ -499,7 +407,7 @@ type hxEnv struct {
 
 func newHostileEnv(t *testing.T, o hxOptions) *hxEnv {
 	t.Helper()
-	e := &hxEnv{t: t, logs: &hxBuffer{}, audit: &hxBuffer{}, keys: map[string]map[proxy.Role]string{}}
+	e := &hxEnv{t: t, logs: &syncBuffer{}, audit: &syncBuffer{}, keys: map[string]map[proxy.Role]string{}}
 
 	h := o.upstream
 	if h == nil {
@@ -554,7 +462,7 @@ func newHostileEnv(t *testing.T, o hxOptions) *hxEnv {
 		}
 	}
 	e.client, err = proxy.NewUpstreamClient(e.pol, proxy.UpstreamOptions{
-		RootCAs: hxTheCA(t).pool, ConnectTimeout: 2 * time.Second, ResponseTimeout: o.responseTimeout,
+		RootCAs: theCA(t).Pool, ConnectTimeout: 2 * time.Second, ResponseTimeout: o.responseTimeout,
 	})
 	if err != nil {
 		t.Fatalf("upstream client: %v", err)
@@ -785,33 +693,9 @@ func (e *hxEnv) order() string {
 	return b.String()
 }
 
-// hxPayment is a documented initPaymentHost2Host body; set adds fields and a
-// nil value removes one.
-func hxPayment(order string, set map[string]any) map[string]any {
-	m := map[string]any{
-		"account": "EUR-sandbox", "amount": 1000, "currency": "EUR", "order_id": order,
-		"merchant_site": "https://merchant.site", "recurrent": false, "purpose": "description",
-		"customer_first_name": "John", "customer_last_name": "Doe",
-		"customer_address": "10 Downing Street", "customer_city": "London",
-		"customer_zip_code": 121165, "customer_country": "GB",
-		"customer_phone": "+442079460612", "customer_email": "john.doe@example.com",
-		"customer_ip_address": "127.0.0.1",
-		"success_url":         "https://site.com/success", "fail_url": "https://site.com/fail",
-		"callback_url": "https://site.com/callback", "status_url": "https://site.com/redir",
-	}
-	for k, v := range set {
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-	}
-	return m
-}
-
 // cardPayment names tok for the PAN and the CVV.
 func (e *hxEnv) cardPayment(tok string) map[string]any {
-	return hxPayment(e.order(), map[string]any{"payment_method": "card", "card_number": tok, "card_cvv": tok})
+	return paymentBody(e.order(), map[string]any{"payment_method": "card", "card_number": tok, "card_cvv": tok})
 }
 
 // hxJSON marshals v.

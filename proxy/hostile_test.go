@@ -271,7 +271,7 @@ func TestHostile_PANAsJSONNumberOnCollect(t *testing.T) {
 func TestHostile_PANAsJSONNumberOnForward(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	for _, num := range []string{hxPANVisa, "4.012000000003010e15", "4012000000003010.0", "40120000000030100e-1"} {
-		body := hxWithRaw(t, hxPayment(e.order(), map[string]any{"card_cvv": nil}), `"card_number":`+num)
+		body := hxWithRaw(t, paymentBody(e.order(), map[string]any{"card_cvv": nil}), `"card_number":`+num)
 		hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "raw_card_data")
 		body = hxWithRaw(t, map[string]any{"order_id": e.order()}, `"ref":`+num)
 		hxWantError(t, e.pay(t, "/check", body), http.StatusBadRequest, "raw_card_data")
@@ -317,7 +317,7 @@ func TestHostile_FullwidthPANSmuggledInForward(t *testing.T) {
 		body := e.cardPayment(tok)
 		body["purpose"] = "gift card " + forms[f]
 		hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "raw_card_data")
-		hxWantError(t, e.pay(t, "/initPayment", hxPayment(e.order(), map[string]any{"purpose": forms[f]})), http.StatusBadRequest, "raw_card_data")
+		hxWantError(t, e.pay(t, "/initPayment", paymentBody(e.order(), map[string]any{"purpose": forms[f]})), http.StatusBadRequest, "raw_card_data")
 	}
 	if n := e.upstreamCalls(""); n != 0 {
 		t.Errorf("upstream calls: got %d, want 0", n)
@@ -368,7 +368,7 @@ func TestHostile_PANHiddenInJSONEscapes(t *testing.T) {
 		hxWantError(t, e.pay(t, "/initPaymentHost2Host", hxWithRaw(t, e.cardPayment(tok), `"note":"`+esc+`"`)), http.StatusBadRequest, "raw_card_data")
 	}
 	// A PAN escaped into the injectable field itself.
-	body := hxWithRaw(t, hxPayment(e.order(), map[string]any{"card_cvv": tok}), `"card_number":"`+forms["JSON \\u-escaped"]+`"`)
+	body := hxWithRaw(t, paymentBody(e.order(), map[string]any{"card_cvv": tok}), `"card_number":"`+forms["JSON \\u-escaped"]+`"`)
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "raw_card_data")
 	if n := e.upstreamCalls(""); n != 0 {
 		t.Errorf("upstream calls: got %d, want 0", n)
@@ -400,7 +400,7 @@ func TestHostile_PANInPassthroughCall(t *testing.T) {
 	}{
 		{"/check", map[string]any{"order_id": hxPANMC}},
 		{"/refund", map[string]any{"order_id": e.order(), "amount": 100, "reason": "card " + hxPANForms(hxPANVisa)["grouped (spaces)"]}},
-		{"/initPayment", hxPayment(e.order(), map[string]any{"card_number": hxPANVisa})},
+		{"/initPayment", paymentBody(e.order(), map[string]any{"card_number": hxPANVisa})},
 		{"/withdrawal/tokenize-form", map[string]any{"account": "EUR-sandbox-payout", "order_id": e.order(), "note": hxPANAmex}},
 	} {
 		hxWantError(t, e.pay(t, c.path, c.body), http.StatusBadRequest, "raw_card_data")
@@ -437,7 +437,7 @@ func TestHostile_PANInCompressedBody(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write(hxJSON(t, hxPayment(e.order(), map[string]any{"card_number": hxPANVisa, "card_cvv": hxCVV})))
+	zw.Write(hxJSON(t, paymentBody(e.order(), map[string]any{"card_number": hxPANVisa, "card_cvv": hxCVV})))
 	zw.Close()
 	for _, path := range []string{"/initPaymentHost2Host", "/initPayment"} {
 		hxWantError(t, e.fwd(t, hxMerchantA, http.MethodPost, path, buf.Bytes(), hxHeaders{"Content-Encoding": "gzip"}),
@@ -452,9 +452,9 @@ func TestHostile_PANInCompressedBody(t *testing.T) {
 func TestHostile_RawCVVInCVVField(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	tok := e.tokenize(t, hxMerchantA, hxPANVisa, hxCVV)
-	body := hxPayment(e.order(), map[string]any{"card_number": tok, "card_cvv": hxCVV})
+	body := paymentBody(e.order(), map[string]any{"card_number": tok, "card_cvv": hxCVV})
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "raw_card_data")
-	body = hxPayment(e.order(), map[string]any{"card_number": tok, "card_cvv": hxCVVAmex})
+	body = paymentBody(e.order(), map[string]any{"card_number": tok, "card_cvv": hxCVVAmex})
 	hxWantError(t, e.pay(t, "/authorize", body), http.StatusBadRequest, "raw_card_data")
 	if n := e.upstreamCalls(""); n != 0 {
 		t.Errorf("upstream calls: got %d, want 0", n)
@@ -468,7 +468,7 @@ func TestHostile_RawCVVAsNonStringInCVVField(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	tok := e.tokenize(t, hxMerchantA, hxPANVisa, hxCVV)
 	for _, v := range []string{hxCVV, `["` + hxCVV + `"]`, `{"v":"` + hxCVV + `"}`, `7.37e2`} {
-		body := hxWithRaw(t, hxPayment(e.order(), map[string]any{"card_number": tok}), `"card_cvv":`+v)
+		body := hxWithRaw(t, paymentBody(e.order(), map[string]any{"card_number": tok}), `"card_cvv":`+v)
 		hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "raw_card_data")
 	}
 	if n := e.upstreamCalls(""); n != 0 {
@@ -479,9 +479,9 @@ func TestHostile_RawCVVAsNonStringInCVVField(t *testing.T) {
 
 func TestHostile_RawWalletPayloadInForward(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
-	body := hxPayment(e.order(), map[string]any{"payment_method": "applePayDPan", "apple_pay_dpan": hxDPANApple, "apple_pay_payment_method_network": "Visa"})
+	body := paymentBody(e.order(), map[string]any{"payment_method": "applePayDPan", "apple_pay_dpan": hxDPANApple, "apple_pay_payment_method_network": "Visa"})
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "raw_card_data")
-	body = hxPayment(e.order(), map[string]any{"payment_method": "googlePayDPan", "google_pay_dpan": hxDPANGoogle, "google_pay_payment_method_network": "Visa"})
+	body = paymentBody(e.order(), map[string]any{"payment_method": "googlePayDPan", "google_pay_dpan": hxDPANGoogle, "google_pay_payment_method_network": "Visa"})
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "raw_card_data")
 	if n := e.upstreamCalls(""); n != 0 {
 		t.Errorf("upstream calls: got %d, want 0", n)
@@ -927,7 +927,7 @@ func TestHostile_WalletTokenReplay(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	tok := e.tokenizeWallet(t, hxMerchantA, "applePayDPan", hxDPANApple)
 	body := func() map[string]any {
-		return hxPayment(e.order(), map[string]any{"payment_method": "applePayDPan", "apple_pay_dpan": tok})
+		return paymentBody(e.order(), map[string]any{"payment_method": "applePayDPan", "apple_pay_dpan": tok})
 	}
 	hxWantStatus(t, e.pay(t, "/initPaymentHost2Host", body()), http.StatusOK)
 	r := e.pay(t, "/initPaymentHost2Host", body())
@@ -966,7 +966,7 @@ func TestHostile_TwoTokensInOneRequest(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	tok := e.tokenize(t, hxMerchantA, hxPANVisa, hxCVV)
 	tok2 := e.tokenize(t, hxMerchantA, hxPANMC, hxCVV)
-	body := hxPayment(e.order(), map[string]any{"card_number": tok, "card_cvv": tok2})
+	body := paymentBody(e.order(), map[string]any{"card_number": tok, "card_cvv": tok2})
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "token_mismatch")
 	if n := e.upstreamCalls(""); n != 0 {
 		t.Errorf("upstream calls: got %d, want 0", n)
@@ -981,12 +981,12 @@ func TestHostile_PaymentMethodDoesNotMatchToken(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	tok := e.tokenize(t, hxMerchantA, hxPANVisa, hxCVV)
 	wallet := e.tokenizeWallet(t, hxMerchantA, "applePayDPan", hxDPANApple)
-	body := hxPayment(e.order(), map[string]any{"payment_method": "applePayDPan", "card_number": tok, "card_cvv": tok})
+	body := paymentBody(e.order(), map[string]any{"payment_method": "applePayDPan", "card_number": tok, "card_cvv": tok})
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "payment_method_mismatch")
-	body = hxPayment(e.order(), map[string]any{"payment_method": "googlePayDPan", "apple_pay_dpan": wallet})
+	body = paymentBody(e.order(), map[string]any{"payment_method": "googlePayDPan", "apple_pay_dpan": wallet})
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", body), http.StatusBadRequest, "payment_method_mismatch")
 	// A wallet token on a card-only route.
-	hxWantError(t, e.pay(t, "/authorize", hxPayment(e.order(), map[string]any{"card_number": wallet})), http.StatusBadRequest, "token_kind_not_allowed")
+	hxWantError(t, e.pay(t, "/authorize", paymentBody(e.order(), map[string]any{"card_number": wallet})), http.StatusBadRequest, "token_kind_not_allowed")
 	if n := e.upstreamCalls(""); n != 0 {
 		t.Errorf("upstream calls: got %d, want 0", n)
 	}
@@ -994,7 +994,7 @@ func TestHostile_PaymentMethodDoesNotMatchToken(t *testing.T) {
 		t.Error("the CVV was consumed by a refused request")
 	}
 	// The wallet token was not consumed either.
-	hxWantStatus(t, e.pay(t, "/initPaymentHost2Host", hxPayment(e.order(), map[string]any{"payment_method": "applePayDPan", "apple_pay_dpan": wallet})), http.StatusOK)
+	hxWantStatus(t, e.pay(t, "/initPaymentHost2Host", paymentBody(e.order(), map[string]any{"payment_method": "applePayDPan", "apple_pay_dpan": wallet})), http.StatusOK)
 	e.assertNoCardData(t)
 }
 
@@ -1796,7 +1796,7 @@ func TestHostile_EgressUntrustedUpstreamCertificate(t *testing.T) {
 
 func TestHostile_EgressRefusesTLSBelow12(t *testing.T) {
 	up := &hxRecordingUpstream{answer: func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") }}
-	cfg := &tls.Config{Certificates: []tls.Certificate{hxTheCA(t).leaf(t)}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
+	cfg := &tls.Config{Certificates: []tls.Certificate{serverCert(t)}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
 	e := newHostileEnv(t, hxOptions{upstream: up, upstreamTLS: cfg})
 	hxWantError(t, e.pay(t, "/check", map[string]any{"order_id": e.order()}), http.StatusBadGateway, "upstream_unavailable")
 	if n := up.count(""); n != 0 {

@@ -86,7 +86,7 @@ func TestForwardNeverRetriesARequestThatMayHaveBeenSent(t *testing.T) {
 	t.Run("a plain client would retry this request on a reused connection", func(t *testing.T) {
 		// The control: net/http replays a request it believes idempotent when a kept-alive
 		// connection fails, which is what the proxy must never let happen to a payment.
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: theCA(t).pool}}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: theCA(t).Pool}}
 		defer tr.CloseIdleConnections()
 		c := &http.Client{Transport: tr}
 		warm, err := c.Post(h.upstream.URL+"/check", "application/json", bytes.NewReader([]byte(`{}`)))
@@ -290,7 +290,7 @@ func TestUpstreamClientDialsOnlyThePolicysHosts(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, harnessOptions{upstream: &fakeUpstream{}})
 	other := startTLSUpstream(t, &fakeUpstream{})
-	c, err := proxy.NewUpstreamClient(h.pol, proxy.UpstreamOptions{RootCAs: theCA(t).pool})
+	c, err := proxy.NewUpstreamClient(h.pol, proxy.UpstreamOptions{RootCAs: theCA(t).Pool})
 	if err != nil {
 		t.Fatal(err)
 	}
