@@ -170,6 +170,7 @@ type harnessOptions struct {
 	responseTimeout time.Duration         // the upstream client's; default its own
 	transit         vault.Transit         // default vault.NewLocalCipher()
 	redis           redis.UniversalClient // default a client of a new miniredis
+	limits          proxy.Limits          // default proxy.DefaultLimits
 }
 
 // harness is chdproxy's three listeners on httptest servers, the upstream
@@ -276,7 +277,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	deps := proxy.Deps{
 		Vault: h.vault, Keys: keys, Log: logger,
 		Audit:       proxy.NewJSONLAudit(h.audit, pol.Hash),
-		Limiter:     proxy.NewLimiter(proxy.Limits{}),
+		Limiter:     proxy.NewLimiter(opts.limits),
 		Idempotency: proxy.NewIdempotency(h.rdb, []byte("idempotency test secret"), 0),
 		Merchants: map[string]proxy.Merchant{
 			merchantA: {ID: merchantA, Origins: []string{originA}},
