@@ -52,9 +52,12 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s $$pkg; \
 	  done; done
 
-## bench: Go micro-benchmarks
-bench:
+## bench: Go micro-benchmarks, then the load generator on a real Vault, redis-server,
+## the sandbox and `chdproxy serve` (writes docs/bench.md and docs/bench.json; not in CI)
+bench: deps vault
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) build -o bin/chdproxy ./cmd/chdproxy
+	$(GO) run ./cmd/chdbench -chdproxy bin/chdproxy -out docs
 
 ## docs: regenerate docs/pci/policy-report.md from deploy/policy.yaml
 docs:

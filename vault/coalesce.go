@@ -9,10 +9,13 @@ import (
 	"time"
 )
 
-// Defaults of CoalesceOptions.
+// Defaults of CoalesceOptions. Two calls in flight per lane: on the 2-core
+// benchmark (docs/bench.md) one and two give the same throughput, four clearly
+// less (smaller batches, more Vault requests); two keeps a lane moving while
+// one call is slow.
 const (
 	DefaultCoalesceBatch    = 128
-	DefaultCoalesceInFlight = 1
+	DefaultCoalesceInFlight = 2
 )
 
 // CoalesceOptions configures Coalesce. Zero fields take the defaults.

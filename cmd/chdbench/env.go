@@ -218,7 +218,7 @@ func startVault(dir string) (*vaultServer, error) {
 	home, _ := os.UserHomeDir()
 	bin := findBin("CHDPROXY_VAULT_BIN", []string{filepath.Join(home, ".cache", "chdproxy", "vault-"+vaultVersion)}, "vault")
 	if bin == "" {
-		return nil, errors.New("Vault server not found (set CHDPROXY_VAULT_BIN or run `make vault`)")
+		return nil, errors.New("no Vault server binary (set CHDPROXY_VAULT_BIN or run `make vault`)")
 	}
 	port, err := freePort(true)
 	if err != nil {

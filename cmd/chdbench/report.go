@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -70,9 +71,21 @@ type report struct {
 	TotalS   float64           `json:"total_s"`
 	Env      map[string]string `json:"environment"`
 	Options  reportOptions     `json:"options"`
+	Parts    []part            `json:"parts"` // building blocks alone, one call at a time
 	Rows     []row             `json:"rows"`
 	Ratios   []ratio           `json:"ratios"`
 	Targets  []target          `json:"targets"`
+	// Budget explains chdproxy's p50 at the lowest concurrency with the parts.
+	Budget []string `json:"budget"`
+}
+
+func (r *report) part(prefix string) float64 {
+	for _, p := range r.Parts {
+		if strings.HasPrefix(p.Name, prefix) {
+			return p.P50
+		}
+	}
+	return 0
 }
 
 func round(v float64, digits int) float64 {
@@ -91,11 +104,22 @@ func (r *report) find(scenario, path string, c int) *row {
 	return nil
 }
 
-// findRate returns the fixed-rate row of scenario and path, if any.
-func (r *report) findRate(scenario, path string) *row {
+// rates returns the fixed rates of scenario's rows, in run order.
+func (r *report) rates(scenario string) []float64 {
+	var out []float64
+	for _, x := range r.Rows {
+		if x.Scenario == scenario && x.Rate > 0 && !slices.Contains(out, x.Rate) {
+			out = append(out, x.Rate)
+		}
+	}
+	return out
+}
+
+// findRate returns the row of scenario and path at a fixed rate.
+func (r *report) findRate(scenario, path string, rate float64) *row {
 	for i := range r.Rows {
 		x := &r.Rows[i]
-		if x.Scenario == scenario && x.Path == path && x.Rate > 0 {
+		if x.Scenario == scenario && x.Path == path && x.Rate == rate {
 			return x
 		}
 	}
@@ -136,7 +160,9 @@ func (r *report) compute() {
 		for _, c := range concs {
 			add(sc.scenario, sc.versus, r.find(sc.scenario, pathChdproxy, c), r.find(sc.scenario, sc.versus, c))
 		}
-		add(sc.scenario, sc.versus, r.findRate(sc.scenario, pathChdproxy), r.findRate(sc.scenario, sc.versus))
+		for _, rate := range r.rates(sc.scenario) {
+			add(sc.scenario, sc.versus, r.findRate(sc.scenario, pathChdproxy, rate), r.findRate(sc.scenario, sc.versus, rate))
+		}
 	}
 	if len(concs) == 0 {
 		return
@@ -171,14 +197,31 @@ func (r *report) compute() {
 			Met:      q <= 1.25,
 		})
 	}
-	if p, d := r.findRate("forward", pathChdproxy), r.findRate("forward", pathDirect); p != nil && d != nil && p.Requests > 0 {
+	var moderate float64
+	if rs := r.rates("forward"); len(rs) > 0 {
+		moderate = rs[0]
+	}
+	if p, d := r.findRate("forward", pathChdproxy, moderate), r.findRate("forward", pathDirect, moderate); p != nil && d != nil && p.Requests > 0 {
 		a50, a99 := p.P50-d.P50, p.P99-d.P99
 		r.Targets = append(r.Targets, target{
-			Name:     fmt.Sprintf("forward overhead vs direct at moderate load (%.0f req/s, half of chdproxy's best)", p.Rate),
+			Name:     fmt.Sprintf("forward overhead vs direct at moderate load (%.0f req/s, a quarter of chdproxy's best)", p.Rate),
 			Wanted:   "+p50 ≤ 1 ms, +p99 ≤ 3 ms",
 			Measured: fmt.Sprintf("+p50 %.2f ms, +p99 %.2f ms", a50, a99),
 			Met:      a50 <= 1 && a99 <= 3,
 		})
+	}
+	hop, fsync, redisRT, decrypt := r.part("HTTP round trip to chdproxy"), r.part("append 400 bytes"), r.part("Redis pipeline"), r.part("Vault transit decrypt")
+	if p, f := r.find("tokenize", pathChdproxy, low), r.find("tokenize", pathFloor, low); p != nil && f != nil && hop > 0 {
+		rest := p.P50 - f.P50 - hop - fsync
+		r.Budget = append(r.Budget, fmt.Sprintf("tokenize at c=%d: chdproxy p50 %.2f ms = floor %.2f + HTTP hop %.2f + audit record fsync %.2f + %.2f of the rest "+
+			"(parsing and validating the body, JSON answer, access log line, scheduling)", low, p.P50, f.P50, hop, fsync, rest))
+	}
+	if p, d := r.find("forward", pathChdproxy, low), r.find("forward", pathDirect, low); p != nil && d != nil && hop > 0 {
+		serial := hop + 2*fsync + 3*redisRT + decrypt
+		r.Budget = append(r.Budget, fmt.Sprintf("forward at c=%d: chdproxy p50 %.2f ms = direct %.2f + HTTP hop %.2f + 2 audit fsyncs (attempt before decrypting, outcome after) %.2f "+
+			"+ 3 Redis round trips (metadata, record, CVV GETDEL) %.2f + decrypt (card and CVV in parallel) %.2f + %.2f of the rest "+
+			"(body scan for PANs, JSON parse and splice, HTTP/2 to the upstream, response scrub, access log, scheduling)",
+			low, p.P50, d.P50, hop, 2*fsync, 3*redisRT, decrypt, p.P50-d.P50-serial))
 	}
 	high := concs[len(concs)-1]
 	peak, seen := 0.0, false
@@ -220,8 +263,15 @@ func (r *report) markdown() []byte {
 	w("Machine: %s, %s cores, Linux %s, %s; Vault %s (dev server, in-memory), %s. ",
 		r.Env["cpu"], r.Env["cores"], r.Env["kernel"], r.Env["go"], r.Env["vault"], r.Env["redis"])
 	w("Everything runs on this one machine and shares its cores: Vault, Redis, the SmartPayments sandbox, chdproxy and the load generator. ")
-	w("Each phase: %.0f s warm-up, then %.0f s measured, at a fixed number of concurrent workers, each with its own keep-alive connection.\n\n",
-		r.Options.WarmupS, r.Options.DurationS)
+	w("Each phase: %.0f s warm-up, then %.0f s measured.\n\n", r.Options.WarmupS, r.Options.DurationS)
+	noisy := 0.0
+	for _, x := range r.Rows {
+		noisy = max(noisy, x.OtherCores)
+	}
+	if noisy > 0.25 {
+		w("**Warning:** up to %.2f cores were busy with something other than the programs measured (see \"busy cores (other)\"): "+
+			"the rows where that is high are slowed by a neighbour, not by chdproxy.\n\n", noisy)
+	}
 
 	w("## Targets (issue 6)\n\n| target | wanted | measured | met |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
@@ -251,6 +301,20 @@ func (r *report) markdown() []byte {
 				x.BusyCores, x.OtherCores, errs)
 		}
 	}
+	if len(r.Parts) > 0 {
+		w("\n## The parts, alone, one call at a time\n\n")
+		w("What a request at low load cannot go below; tokenize and forward are made of these (see below).\n\n")
+		w("| part | p50 ms | p99 ms |\n|---|---:|---:|\n")
+		for _, p := range r.Parts {
+			w("| %s | %.3f | %.3f |\n", p.Name, p.P50, p.P99)
+		}
+	}
+	if len(r.Budget) > 0 {
+		w("\nWhere chdproxy's time goes at the lowest concurrency, from the parts' p50s:\n\n")
+		for _, l := range r.Budget {
+			w("- %s.\n", l)
+		}
+	}
 	w("\n## Ratios (chdproxy ÷ baseline, same run)\n\n| scenario | load | baseline | throughput | p50 | p99 | added p50 ms | added p99 ms |\n|---|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.Ratios {
 		load := fmt.Sprint(x.Concurrency)
@@ -262,30 +326,41 @@ func (r *report) markdown() []byte {
 	w(`
 ## What is measured
 
+- **load**: a number is that many workers sending back to back, each on its own keep-alive
+  connection (closed loop: latency and throughput trade against each other, and on this
+  machine every row at 16 or more workers saturates the CPU). **N/s** is a fixed arrival
+  rate (open loop, up to 256 in flight), a quarter and a half of chdproxy's best forward
+  throughput; its latency counts from the scheduled send, so a backlog shows. The quarter
+  is the "moderate load" of the forward target.
 - **chdproxy**: the real binary, ` + "`chdproxy serve`" + `, started by chdbench with a generated configuration:
-  plain-text listeners on loopback, Vault transit with the coalescer on (as serve runs it),
-  one redis-server, the audit trail in a file (fsynced per record, as in production), access
-  logs to a file, per-key rate limits raised out of the way. The upstream is the sandbox over
-  TLS (a CA generated for the run, passed as ` + "`upstream.ca_file`" + `).
+  plain-text listeners on loopback, Vault transit through the coalescer (as serve runs it),
+  one redis-server, the audit trail in a file (one fsync per batch of records, every request
+  waiting for its own), access logs to a file, per-key rate limits raised out of the way.
+  The upstream is the sandbox over TLS (a CA generated for the run, as ` + "`upstream.ca_file`" + `).
 - **floor**: the same ` + "`vault.Vault.TokenizeCard`" + ` chdproxy runs (transit encrypt of the card and of the
   CVV, one HMAC batch of two fingerprints, one Redis script writing record and CVV), called
-  in-process by chdbench on its own Vault client and Redis client: everything chdproxy must do,
-  without HTTP, JSON, authentication, validation, logging or audit.
-  **floor, 1 transit call/item** is the same without the coalescer: one transit request per
-  item, the baseline of the 2× throughput target.
+  in-process by chdbench on its own Vault client and Redis client, coalescer included:
+  everything chdproxy must do, without HTTP, JSON, authentication, validation, logging or
+  audit. **floor, 1 transit call/item** is the same without the coalescer: one transit
+  request per item, the baseline of the 2× throughput target (an upper bound of chdproxy
+  without coalescing, which would also pay for HTTP).
 - **direct**: the same load generator sends the same initPaymentHost2Host request, with the card
   in it, straight to the sandbox over TLS (HTTP/2, as chdproxy's upstream client uses).
   Through chdproxy the body carries the token in ` + "`card_number`" + ` and ` + "`card_cvv`" + `; chdproxy
   checks it, writes the audit record, decrypts card and CVV (consuming the CVV), fills number,
-  CVV, expiry and holder, forwards, and scrubs the answer. A CVV is injected only once, and
-  the sandbox requires one, so every forwarded request uses a fresh token: before each
-  forward phase chdbench makes a pool of tokens with the floor client (not measured), sized
-  from the direct rate; a phase that runs out is cut short and says so. Every request has
-  its own order_id.
+  CVV, expiry and holder, forwards, scrubs the answer and writes the outcome record. A CVV is
+  injected only once and the sandbox requires one, so every forwarded request spends a fresh
+  token: before each forward phase chdbench tops up a pool of tokens made with the floor
+  client (not measured; leftovers serve the next phase); a phase that runs out is cut short
+  and says so. Every payment has its own order_id.
 - **CPU s/1k req**: user+system CPU seconds per 1,000 successful requests, from
   ` + "`/proc/PID/stat`" + ` at the start and end of the measured window; **peak RSS** is chdproxy's
-  VmHWM, reset (` + "`/proc/PID/clear_refs`" + `) at the start of each phase. Latencies are per request,
-  as the client sees them; percentiles are nearest-rank over successful requests.
+  VmHWM, reset (` + "`/proc/PID/clear_refs`" + `) at the start of each phase. **busy cores** is the whole
+  machine's non-idle CPU during the window (` + "`/proc/stat`" + `), **other** the part not charged to
+  Vault, Redis, chdproxy or chdbench: another program competing for the cores shows there
+  (interrupt time is counted as other too). Latencies are per request, as the client sees
+  them; percentiles are nearest-rank over successful requests. Before the first phase,
+  chdbench measures the parts alone and warms up for 4 s.
 `)
 	return b.Bytes()
 }
