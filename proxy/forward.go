@@ -192,37 +192,37 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 		return nil, nil, false, err
 	}
 	defer done()
-	meta, err := f.Vault.Metadata(ctx, merchant, token)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	kind := string(meta.Kind)
-	if !route.Accepts(kind) {
-		return nil, nil, false, errKindNotAllowed
-	}
-	if err := checkPaymentMethod(fields, route, kind); err != nil {
-		return nil, nil, false, err
-	}
-	injections := route.InjectionsFor(kind)
-	for _, fl := range fields {
-		if fl.isString && fl.str == token && !slices.ContainsFunc(injections, func(in policy.Injection) bool { return in.Field == fl.key }) {
-			return nil, nil, false, errTokenNotAllowed // a field the policy fills only for other kinds of token
-		}
-	}
+	var injections []policy.Injection
 	wantCVV := false
-	for _, inj := range injections {
-		if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
-			wantCVV = true
+	// One read of the token: the checks run on its metadata before anything is decrypted.
+	sec, err := f.Vault.DetokenizeIf(ctx, merchant, token, func(meta vault.Metadata) (bool, error) {
+		kind := string(meta.Kind)
+		if !route.Accepts(kind) {
+			return false, errKindNotAllowed
 		}
-	}
-	// Fail closed: no record of the access, no access.
-	rec := auditRecord(r, "forward", "detokenize")
-	rec.Outcome, rec.UpstreamHost = "attempt", up.Host()
-	if err := f.Audit.Write(rec); err != nil {
-		f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
-		return nil, nil, false, errAuditUnavailable
-	}
-	sec, err := f.Vault.Detokenize(ctx, merchant, token, wantCVV)
+		if err := checkPaymentMethod(fields, route, kind); err != nil {
+			return false, err
+		}
+		injections = route.InjectionsFor(kind)
+		for _, fl := range fields {
+			if fl.isString && fl.str == token && !slices.ContainsFunc(injections, func(in policy.Injection) bool { return in.Field == fl.key }) {
+				return false, errTokenNotAllowed // a field the policy fills only for other kinds of token
+			}
+		}
+		for _, inj := range injections {
+			if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
+				wantCVV = true
+			}
+		}
+		// Fail closed: no record of the access, no access.
+		rec := auditRecord(r, "forward", "detokenize")
+		rec.Outcome, rec.UpstreamHost = "attempt", up.Host()
+		if err := f.Audit.Write(rec); err != nil {
+			f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
+			return false, errAuditUnavailable
+		}
+		return wantCVV, nil
+	})
 	return sec, injections, wantCVV, err
 }
 

@@ -165,11 +165,16 @@ func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
 		if event == "" {
 			return
 		}
+		// The outcome record is written after the answer has left: the access itself
+		// was recorded before any detokenization (see forward.detokenize), and the
+		// client need not wait for a second fsync.
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
 		rec := auditRecord(r, listener, event)
 		rec.Outcome, rec.Status, rec.Code = outcome(sw.status), sw.status, code
 		if aerr := d.Audit.Write(rec); aerr != nil {
-			// The response is out; the access is in the log above. Detokenization itself
-			// is guarded by a record written before it (see forward.inject).
+			// The answer is out; the access is in the log above.
 			log.WithFields(logrus.Fields{"request_id": ri.id, "event": event}).WithError(aerr).Error("audit write failed")
 		}
 	})

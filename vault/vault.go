@@ -448,6 +448,26 @@ func (v *Vault) Detokenize(ctx context.Context, merchant, token string, wantCVV 
 	if err != nil {
 		return nil, err
 	}
+	return v.detokenize(ctx, merchant, token, rec, st, wantCVV)
+}
+
+// DetokenizeIf is Detokenize with a single read of the record: check sees the token's
+// metadata first and says whether the CVV is wanted; an error from check stops
+// everything before any decryption or consumption. The forward path puts its policy
+// checks and the audit record that must precede a detokenization there.
+func (v *Vault) DetokenizeIf(ctx context.Context, merchant, token string, check func(Metadata) (wantCVV bool, err error)) (*Secret, error) {
+	rec, st, err := v.load(ctx, merchant, token, true)
+	if err != nil {
+		return nil, err
+	}
+	wantCVV, err := check(rec.meta(token, v.cvvLive(rec, st)))
+	if err != nil {
+		return nil, err
+	}
+	return v.detokenize(ctx, merchant, token, rec, st, wantCVV)
+}
+
+func (v *Vault) detokenize(ctx context.Context, merchant, token string, rec *record, st stored, wantCVV bool) (*Secret, error) {
 	mctx, aad := []byte(merchant), []byte(token)
 	switch rec.Kind {
 	case KindCard:
