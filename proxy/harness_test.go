@@ -151,15 +151,145 @@ func serverCert(t testing.TB, names ...string) tls.Certificate {
 	return c
 }
 
+// serverTLS is a TLS configuration with a certificate of the test CA for
+// loopback and names.
+func serverTLS(t testing.TB, names ...string) *tls.Config {
+	t.Helper()
+	return &tls.Config{Certificates: []tls.Certificate{serverCert(t, names...)}, MinVersion: tls.VersionTLS12}
+}
+
+// serveTLS serves h over TLS with cfg until t ends.
+func serveTLS(t testing.TB, h http.Handler, cfg *tls.Config) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = cfg
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS() // without Certificates in cfg: httptest's own, which the proxy does not trust
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // startTLSUpstream serves h over TLS with a certificate from the test CA.
 func startTLSUpstream(t testing.TB, h http.Handler) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert(t)}, MinVersion: tls.VersionTLS12}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv
+	return serveTLS(t, h, serverTLS(t))
+}
+
+// testPolicy is the default policy with both upstreams at base.
+func testPolicy(t testing.TB, base string) *policy.Policy {
+	t.Helper()
+	def, err := policy.LoadDefault()
+	if err != nil {
+		t.Fatalf("default policy: %v", err)
+	}
+	pol, err := def.WithUpstreams(map[string]string{"chd-api": base, "api-gateway": base})
+	if err != nil {
+		t.Fatalf("policy upstreams: %v", err)
+	}
+	return pol
+}
+
+// redactingLogger is pol's redactor (last-4 PAN mask) and a logger through it
+// writing to w.
+func redactingLogger(pol *policy.Policy, w io.Writer) (*redact.Redactor, *logrus.Logger) {
+	red := redact.New(redact.Rules{PANMask: redact.MaskLast4, Fields: pol.Redaction.Fields, Headers: pol.Redaction.Headers})
+	return red, redact.NewLogger(w, red, pol.Hash)
+}
+
+// startMiniredis runs a miniredis for t and returns a client of it, closed
+// when t ends.
+func startMiniredis(t *testing.T) (*miniredis.Miniredis, redis.UniversalClient) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{mr.Addr()}})
+	t.Cleanup(func() { rdb.Close() })
+	return mr, rdb
+}
+
+// orDevCipher returns transit, or the dev cipher when it is nil.
+func orDevCipher(t testing.TB, transit vault.Transit) vault.Transit {
+	t.Helper()
+	if transit != nil {
+		return transit
+	}
+	c, err := vault.NewLocalCipher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newTestVault is a vault on transit and rdb with pol's token lifetimes.
+func newTestVault(t testing.TB, transit vault.Transit, rdb redis.UniversalClient, pol *policy.Policy) *vault.Vault {
+	t.Helper()
+	v, err := vault.New(vault.Config{
+		Transit: transit, Store: vault.NewStore(rdb, vault.StoreOptions{}),
+		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// generateKeys makes a publishable, a secret and an admin key for each
+// merchant: the key ring, and keys[merchant][role] the secret of each.
+func generateKeys(t testing.TB, merchants ...string) (*proxy.Keys, map[string]map[proxy.Role]string) {
+	t.Helper()
+	ring, keys := &proxy.Keys{}, map[string]map[proxy.Role]string{}
+	for _, m := range merchants {
+		keys[m] = map[proxy.Role]string{}
+		for _, role := range []proxy.Role{proxy.RolePublishable, proxy.RoleSecret, proxy.RoleAdmin} {
+			k, err := ring.Generate(m, role)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[m][role] = k
+		}
+	}
+	return ring, keys
+}
+
+// upstreamClient is the proxy's upstream client for pol, trusting the test
+// CA, with o's other options; its idle connections close when t ends.
+func upstreamClient(t testing.TB, pol *policy.Policy, o proxy.UpstreamOptions) *http.Client {
+	t.Helper()
+	o.RootCAs = theCA(t).Pool
+	client, err := proxy.NewUpstreamClient(pol, o)
+	if err != nil {
+		t.Fatalf("upstream client: %v", err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	return client
+}
+
+// realRedis starts a real redis-server for t and returns a client of it,
+// closed when t ends.
+func realRedis(t *testing.T) (*testenv.RedisServer, redis.UniversalClient) {
+	t.Helper()
+	rs := testenv.Redis(t)
+	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{rs.Addr}})
+	t.Cleanup(func() { rdb.Close() })
+	return rs, rdb
+}
+
+// realDeps starts a real redis-server and a real Vault dev server for t, and
+// returns a Vault transit client (timeout per call) with the keys made, a
+// Redis client, and the Vault server.
+func realDeps(t *testing.T, timeout time.Duration) (vault.Transit, redis.UniversalClient, *testenv.VaultServer) {
+	t.Helper()
+	_, rdb := realRedis(t)
+	vs := testenv.Vault(t)
+	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{Address: vs.Addr, Token: vs.Token, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := transit.EnsureKeys(ctx); err != nil {
+		t.Fatalf("EnsureKeys: %v", err)
+	}
+	return transit, rdb, vs
 }
 
 // harnessOptions change what newHarness builds; the zero value is the
@@ -202,7 +332,7 @@ type harness struct {
 // logs, in any response the test received, or in Redis.
 func newHarness(t *testing.T, opts harnessOptions) *harness {
 	t.Helper()
-	h := &harness{logs: &syncBuffer{}, audit: &syncBuffer{}, keys: map[string]map[proxy.Role]string{}}
+	h := &harness{logs: &syncBuffer{}, audit: &syncBuffer{}}
 
 	base := opts.upstreamURL
 	switch {
@@ -216,14 +346,7 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		h.upstream = startTLSUpstream(t, h.sandbox.Handler())
 		base = h.upstream.URL
 	}
-	def, err := policy.LoadDefault()
-	if err != nil {
-		t.Fatalf("default policy: %v", err)
-	}
-	pol, err := def.WithUpstreams(map[string]string{"chd-api": base, "api-gateway": base})
-	if err != nil {
-		t.Fatalf("policy upstreams: %v", err)
-	}
+	pol := testPolicy(t, base)
 	lint := policy.LintOptions{}
 	if strings.HasPrefix(base, "http:") {
 		lint.Dev = true
@@ -232,47 +355,18 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 		t.Fatalf("policy with test upstreams: %v", err)
 	}
 	h.pol = pol
-	h.red = redact.New(redact.Rules{PANMask: redact.MaskLast4, Fields: pol.Redaction.Fields, Headers: pol.Redaction.Headers})
-	logger := redact.NewLogger(h.logs, h.red, pol.Hash)
+	var logger *logrus.Logger
+	h.red, logger = redactingLogger(pol, h.logs)
 
 	h.rdb = opts.redis
 	if h.rdb == nil {
-		h.mr = miniredis.RunT(t)
-		h.rdb = vault.NewRedisClient(vault.RedisOptions{Addrs: []string{h.mr.Addr()}})
-		t.Cleanup(func() { h.rdb.Close() })
+		h.mr, h.rdb = startMiniredis(t)
 	}
-	transit := opts.transit
-	if transit == nil {
-		c, err := vault.NewLocalCipher()
-		if err != nil {
-			t.Fatal(err)
-		}
-		transit = c
-	}
-	h.vault, err = vault.New(vault.Config{
-		Transit: transit, Store: vault.NewStore(h.rdb, vault.StoreOptions{}),
-		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.vault = newTestVault(t, orDevCipher(t, opts.transit), h.rdb, pol)
 
-	keys := &proxy.Keys{}
-	for _, m := range []string{merchantA, merchantB} {
-		h.keys[m] = map[proxy.Role]string{}
-		for _, role := range []proxy.Role{proxy.RolePublishable, proxy.RoleSecret, proxy.RoleAdmin} {
-			k, err := keys.Generate(m, role)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.keys[m][role] = k
-		}
-	}
-	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{RootCAs: theCA(t).Pool, ResponseTimeout: opts.responseTimeout})
-	if err != nil {
-		t.Fatalf("upstream client: %v", err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
+	var keys *proxy.Keys
+	keys, h.keys = generateKeys(t, merchantA, merchantB)
+	client := upstreamClient(t, pol, proxy.UpstreamOptions{ResponseTimeout: opts.responseTimeout})
 
 	deps := proxy.Deps{
 		Vault: h.vault, Keys: keys, Log: logger,
@@ -406,13 +500,18 @@ func (h *harness) send(t testing.TB, srv *httptest.Server, method, path string, 
 	if err != nil {
 		t.Fatalf("%s %s: reading the answer: %v", method, path, err)
 	}
-	var dump bytes.Buffer
-	resp.Header.Write(&dump)
-	dump.Write(b)
 	h.mu.Lock()
-	h.responses = append(h.responses, dump.Bytes())
+	h.responses = append(h.responses, dumpResponse(resp.Header, b))
 	h.mu.Unlock()
 	return &response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// dumpResponse is an answer as the card-data check reads it: header, then body.
+func dumpResponse(header http.Header, body []byte) []byte {
+	var dump bytes.Buffer
+	header.Write(&dump)
+	dump.Write(body)
+	return dump.Bytes()
 }
 
 // fwd sends a request to the forward listener as merchant A's backend would:
@@ -420,14 +519,19 @@ func (h *harness) send(t testing.TB, srv *httptest.Server, method, path string, 
 // in Authorization. hdr adds or (with "") removes headers.
 func (h *harness) fwd(t testing.TB, method, path string, body any, hdr map[string]string) *response {
 	t.Helper()
-	all := map[string]string{
+	all := withHeaders(map[string]string{
 		"Proxy-Authorization": "Bearer " + h.keys[merchantA][proxy.RoleSecret],
 		"Authorization":       basicAuth,
-	}
+	}, hdr)
+	return h.send(t, h.forward, method, path, body, all)
+}
+
+// withHeaders sets hdr's headers in all and returns it.
+func withHeaders(all, hdr map[string]string) map[string]string {
 	for k, v := range hdr {
 		all[k] = v
 	}
-	return h.send(t, h.forward, method, path, body, all)
+	return all
 }
 
 // post is fwd for a POST without extra headers.
@@ -488,21 +592,29 @@ func (h *harness) cardToken(t testing.TB, pan, cvv string) string {
 // walletToken tokenizes a wallet payload for merchant A.
 func (h *harness) walletToken(t testing.TB, method, dpan, network string) string {
 	t.Helper()
-	prefix := "apple_pay_"
-	if method == "googlePayDPan" {
-		prefix = "google_pay_"
-	}
+	prefix := walletPrefix(method)
 	return h.tokenize(t, merchantA, map[string]string{
 		"payment_method": method, prefix + "dpan": dpan, prefix + "payment_method_network": network,
 	}).Token
 }
 
+// walletPrefix is the prefix of the collect fields of a wallet payment method.
+func walletPrefix(method string) string {
+	if method == "googlePayDPan" {
+		return "google_pay_"
+	}
+	return "apple_pay_"
+}
+
 // orderID returns an order id unique in the harness, without digit runs that
 // could be taken for card numbers.
-func (h *harness) orderID() string {
-	n := h.orderN.Add(1)
+func (h *harness) orderID() string { return orderName("order-", h.orderN.Add(1)) }
+
+// orderName is prefix and n in letters: no digit run that could be taken for
+// a card number.
+func orderName(prefix string, n int64) string {
 	var b strings.Builder
-	b.WriteString("order-")
+	b.WriteString(prefix)
 	for ; n > 0; n /= 26 {
 		b.WriteByte(byte('a' + n%26))
 	}

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -303,15 +302,10 @@ func (a *hxAuditor) Write(r proxy.AuditRecord) error {
 // hxStartTLS serves h over TLS. cfg nil: a certificate from the test CA.
 func hxStartTLS(t testing.TB, h http.Handler, cfg *tls.Config) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
 	if cfg == nil {
-		cfg = &tls.Config{Certificates: []tls.Certificate{serverCert(t, "vm", "runsc")}, MinVersion: tls.VersionTLS12}
+		cfg = serverTLS(t, "vm", "runsc")
 	}
-	srv.TLS = cfg
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS() // without Certificates: httptest's own, which the proxy does not trust
-	t.Cleanup(srv.Close)
-	return srv
+	return serveTLS(t, h, cfg)
 }
 
 // hxListener is a TCP listener that only counts connections: a place chdproxy
@@ -407,7 +401,7 @@ type hxEnv struct {
 
 func newHostileEnv(t *testing.T, o hxOptions) *hxEnv {
 	t.Helper()
-	e := &hxEnv{t: t, logs: &syncBuffer{}, audit: &syncBuffer{}, keys: map[string]map[proxy.Role]string{}}
+	e := &hxEnv{t: t, logs: &syncBuffer{}, audit: &syncBuffer{}}
 
 	h := o.upstream
 	if h == nil {
@@ -420,54 +414,15 @@ func newHostileEnv(t *testing.T, o hxOptions) *hxEnv {
 	if o.upstreamBase != nil {
 		base = o.upstreamBase(base)
 	}
-	def, err := policy.LoadDefault()
-	if err != nil {
-		t.Fatalf("default policy: %v", err)
-	}
-	if e.pol, err = def.WithUpstreams(map[string]string{"chd-api": base, "api-gateway": base}); err != nil {
-		t.Fatalf("policy upstreams: %v", err)
-	}
-	e.red = redact.New(redact.Rules{PANMask: redact.MaskLast4, Fields: e.pol.Redaction.Fields, Headers: e.pol.Redaction.Headers})
-	e.log = redact.NewLogger(e.logs, e.red, e.pol.Hash)
+	e.pol = testPolicy(t, base)
+	e.red, e.log = redactingLogger(e.pol, e.logs)
 
-	e.mr = miniredis.RunT(t)
-	e.rdb = vault.NewRedisClient(vault.RedisOptions{Addrs: []string{e.mr.Addr()}})
-	t.Cleanup(func() { e.rdb.Close() })
-	inner := o.transit
-	if inner == nil {
-		lc, err := vault.NewLocalCipher()
-		if err != nil {
-			t.Fatal(err)
-		}
-		inner = lc
-	}
-	e.transit = &hxTransit{inner: inner}
-	e.vault, err = vault.New(vault.Config{
-		Transit: e.transit, Store: vault.NewStore(e.rdb, vault.StoreOptions{}),
-		TokenTTL: e.pol.Tokens.Card, CVVTTL: e.pol.Tokens.CVV, WalletTTL: e.pol.Tokens.Wallet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.mr, e.rdb = startMiniredis(t)
+	e.transit = &hxTransit{inner: orDevCipher(t, o.transit)}
+	e.vault = newTestVault(t, e.transit, e.rdb, e.pol)
 
-	e.keyring = &proxy.Keys{}
-	for _, m := range []string{hxMerchantA, hxMerchantB} {
-		e.keys[m] = map[proxy.Role]string{}
-		for _, role := range []proxy.Role{proxy.RolePublishable, proxy.RoleSecret, proxy.RoleAdmin} {
-			k, err := e.keyring.Generate(m, role)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.keys[m][role] = k
-		}
-	}
-	e.client, err = proxy.NewUpstreamClient(e.pol, proxy.UpstreamOptions{
-		RootCAs: theCA(t).Pool, ConnectTimeout: 2 * time.Second, ResponseTimeout: o.responseTimeout,
-	})
-	if err != nil {
-		t.Fatalf("upstream client: %v", err)
-	}
-	t.Cleanup(e.client.CloseIdleConnections)
+	e.keyring, e.keys = generateKeys(t, hxMerchantA, hxMerchantB)
+	e.client = upstreamClient(t, e.pol, proxy.UpstreamOptions{ConnectTimeout: 2 * time.Second, ResponseTimeout: o.responseTimeout})
 
 	e.auditor = &hxAuditor{inner: proxy.NewJSONLAudit(e.audit, e.pol.Hash)}
 	e.deps = proxy.Deps{
@@ -513,34 +468,16 @@ var hxHTTP = &http.Client{
 	},
 }
 
-// hxResp is one answer a test received.
+// hxResp is one answer a test received, and how long it took.
 type hxResp struct {
-	status  int
-	header  http.Header
-	body    []byte
+	response
 	elapsed time.Duration
 }
 
-// code is the stable error code of an error body, or "".
-func (r *hxResp) code() string {
-	var b struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(r.body, &b) != nil {
-		return ""
-	}
-	return b.Error.Code
-}
-
+// json decodes a JSON object body.
 func (r *hxResp) json(t testing.TB) map[string]any {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("answer (status %d) is not a JSON object: %v", r.status, err)
-	}
-	return m
+	return r.object(t)
 }
 
 // record keeps a response for assertNoCardData.
@@ -606,21 +543,15 @@ func (e *hxEnv) send(method, rawURL string, body []byte, hasBody bool, hdr hxHea
 	if err != nil {
 		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
-	r := &hxResp{status: resp.StatusCode, header: resp.Header, body: b, elapsed: time.Since(start)}
-	var dump bytes.Buffer
-	resp.Header.Write(&dump)
-	dump.Write(b)
-	e.record(dump.Bytes())
+	r := &hxResp{response: response{status: resp.StatusCode, header: resp.Header, body: b}, elapsed: time.Since(start)}
+	e.record(dumpResponse(resp.Header, b))
 	return r, nil
 }
 
 // col posts body to the collect listener with merchant's publishable key.
 func (e *hxEnv) col(t testing.TB, merchant string, body any, hdr hxHeaders) *hxResp {
 	t.Helper()
-	all := hxHeaders{"Authorization": "Bearer " + e.keys[merchant][proxy.RolePublishable]}
-	for k, v := range hdr {
-		all[k] = v
-	}
+	all := withHeaders(hxHeaders{"Authorization": "Bearer " + e.keys[merchant][proxy.RolePublishable]}, hdr)
 	return e.do(t, http.MethodPost, e.collect+"/v1/tokens", body, all)
 }
 
@@ -628,14 +559,7 @@ func (e *hxEnv) col(t testing.TB, merchant string, body any, hdr hxHeaders) *hxR
 // Proxy-Authorization, the SmartPayments Basic credentials in Authorization.
 func (e *hxEnv) fwd(t testing.TB, merchant, method, path string, body any, hdr hxHeaders) *hxResp {
 	t.Helper()
-	all := hxHeaders{
-		"Proxy-Authorization": "Bearer " + e.keys[merchant][proxy.RoleSecret],
-		"Authorization":       hxBasic,
-	}
-	for k, v := range hdr {
-		all[k] = v
-	}
-	return e.do(t, method, e.forward+path, body, all)
+	return e.do(t, method, e.forward+path, body, e.fwdHeaders(merchant, hdr))
 }
 
 // pay posts body to path on the forward listener as merchant A.
@@ -669,10 +593,7 @@ func (e *hxEnv) tokenize(t testing.TB, merchant, pan, cvv string) string {
 // tokenizeWallet stores an Apple Pay or Google Pay payload for merchant.
 func (e *hxEnv) tokenizeWallet(t testing.TB, merchant, method, dpan string) string {
 	t.Helper()
-	prefix := "apple_pay_"
-	if method == "googlePayDPan" {
-		prefix = "google_pay_"
-	}
+	prefix := walletPrefix(method)
 	r := e.col(t, merchant, map[string]string{
 		"payment_method": method, prefix + "dpan": dpan, prefix + "payment_method_network": "Visa",
 	}, nil)
@@ -683,15 +604,7 @@ func (e *hxEnv) tokenizeWallet(t testing.TB, merchant, method, dpan string) stri
 }
 
 // order returns a unique order id without long digit runs.
-func (e *hxEnv) order() string {
-	n := e.orderN.Add(1)
-	var b strings.Builder
-	b.WriteString("hostile-order-")
-	for ; n > 0; n /= 26 {
-		b.WriteByte(byte('a' + n%26))
-	}
-	return b.String()
-}
+func (e *hxEnv) order() string { return orderName("hostile-order-", e.orderN.Add(1)) }
 
 // cardPayment names tok for the PAN and the CVV.
 func (e *hxEnv) cardPayment(tok string) map[string]any {
@@ -772,9 +685,7 @@ func hxWantError(t testing.TB, r *hxResp, status int, code string) {
 // hxWantStatus checks a status code.
 func hxWantStatus(t testing.TB, r *hxResp, status int) {
 	t.Helper()
-	if r.status != status {
-		t.Fatalf("status: got %d (code %q), want %d", r.status, r.code(), status)
-	}
+	wantStatus(t, &r.response, status)
 }
 
 // hxWantFast fails when a request took longer than d.
@@ -939,13 +850,7 @@ func (e *hxEnv) restartRedis(t testing.TB) {
 // Raw TCP, for what net/http's client will not send.
 
 // hxRawResp is one response read off a raw connection.
-type hxRawResp struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r *hxRawResp) code() string { return (&hxResp{body: r.body}).code() }
+type hxRawResp = response
 
 // raw writes request bytes to addr and reads every response until the server
 // closes the connection or wait passes. closed reports whether the server
@@ -970,10 +875,7 @@ func (e *hxEnv) raw(t testing.TB, addr, request string, wait time.Duration) (res
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var dump bytes.Buffer
-		resp.Header.Write(&dump)
-		dump.Write(b)
-		e.record(dump.Bytes())
+		e.record(dumpResponse(resp.Header, b))
 		resps = append(resps, &hxRawResp{status: resp.StatusCode, header: resp.Header, body: b})
 	}
 }
@@ -1051,14 +953,15 @@ func hxHostPort(t testing.TB, raw string) string {
 
 // fwdSend is fwd for any goroutine.
 func (e *hxEnv) fwdSend(merchant, method, path string, body []byte, hdr hxHeaders) (*hxResp, error) {
-	all := hxHeaders{
+	return e.send(method, e.forward+path, body, body != nil, e.fwdHeaders(merchant, hdr))
+}
+
+// fwdHeaders are merchant's backend credentials, with hdr's headers added.
+func (e *hxEnv) fwdHeaders(merchant string, hdr hxHeaders) hxHeaders {
+	return withHeaders(hxHeaders{
 		"Proxy-Authorization": "Bearer " + e.keys[merchant][proxy.RoleSecret],
 		"Authorization":       hxBasic,
-	}
-	for k, v := range hdr {
-		all[k] = v
-	}
-	return e.send(method, e.forward+path, body, body != nil, all)
+	}, hdr)
 }
 
 // waitAudit polls the audit trail until ok accepts it or a second passes:

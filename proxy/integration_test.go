@@ -1,14 +1,10 @@
 package proxy_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chdproxy/chdproxy/internal/testenv"
-	"github.com/chdproxy/chdproxy/vault"
 )
 
 // TestIntegrationTokenizePayCheckOnRealRedisAndVault runs the whole path on a real
@@ -20,21 +16,7 @@ func TestIntegrationTokenizePayCheckOnRealRedisAndVault(t *testing.T) {
 		t.Skip("integration test")
 	}
 	t.Parallel()
-	rs := testenv.Redis(t)
-	vs := testenv.Vault(t)
-
-	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{Address: vs.Addr, Token: vs.Token, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := transit.EnsureKeys(ctx); err != nil {
-		t.Fatalf("EnsureKeys: %v", err)
-	}
-	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{rs.Addr}})
-	t.Cleanup(func() { rdb.Close() })
-
+	transit, rdb, _ := realDeps(t, 5*time.Second)
 	h := newHarness(t, harnessOptions{transit: transit, redis: rdb})
 
 	wantStatus(t, h.send(t, h.admin, http.MethodGet, "/readyz", nil, nil), http.StatusOK)

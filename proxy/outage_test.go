@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/proxy"
 	"github.com/chdproxy/chdproxy/vault"
 )
@@ -105,18 +104,7 @@ func TestOutageDuringLoadGivesClean503sAndNoHalfWrittenTokens(t *testing.T) {
 		t.Skip("integration test")
 	}
 	t.Run("Vault sealed mid-run: every stored record belongs to a 201", func(t *testing.T) {
-		rs, vs := testenv.Redis(t), testenv.Vault(t)
-		transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{Address: vs.Addr, Token: vs.Token, Timeout: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := transit.EnsureKeys(ctx); err != nil {
-			t.Fatalf("EnsureKeys: %v", err)
-		}
-		rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{rs.Addr}})
-		t.Cleanup(func() { rdb.Close() })
+		transit, rdb, vs := realDeps(t, 2*time.Second)
 		h := newHarness(t, harnessOptions{transit: transit, redis: rdb, limits: loadLimits})
 
 		stop := make(chan struct{})
@@ -131,6 +119,8 @@ func TestOutageDuringLoadGivesClean503sAndNoHalfWrittenTokens(t *testing.T) {
 		tokens := checkOutageAnswers(t, tokenizeLoad(h, 8, stop))
 
 		// No half-written token: the records in Redis are exactly the 201s, each whole.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		records, err := rdb.Keys(ctx, "chd:rec:*").Result()
 		if err != nil {
 			t.Fatal(err)
@@ -151,9 +141,7 @@ func TestOutageDuringLoadGivesClean503sAndNoHalfWrittenTokens(t *testing.T) {
 	})
 
 	t.Run("redis-server killed mid-run: fast 503s, and tokens answered 201 were written", func(t *testing.T) {
-		rs := testenv.Redis(t)
-		rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{rs.Addr}})
-		t.Cleanup(func() { rdb.Close() })
+		rs, rdb := realRedis(t)
 		h := newHarness(t, harnessOptions{redis: rdb, limits: loadLimits})
 
 		var before []string

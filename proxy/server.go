@@ -137,7 +137,7 @@ func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
 		code := ""
 		if err != nil {
 			ae := classify(err)
-			if sw.status == 0 {
+			if sw.status == 0 { // not answered yet (the idempotency layer answers itself)
 				ae = writeErr(sw, err)
 			}
 			code = ae.code

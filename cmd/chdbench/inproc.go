@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/proxy"
 	"github.com/chdproxy/chdproxy/redact"
@@ -18,7 +19,7 @@ import (
 // chdbench, wired as `chdproxy serve` wires them, so that one CPU profile
 // (-cpuprofile) shows the proxy beside the load generator. Its numbers are
 // for profiling only: the report comes from the real binary.
-func startInProcess(dir, policyPath string, vs *vaultServer, redisAddr string, tf *tlsFiles, k benchKeys, ports [3]int) (*chdproxyEnv, error) {
+func startInProcess(dir, policyPath string, vs *testenv.VaultServer, redisAddr string, tf *tlsFiles, k benchKeys, ports [3]int) (*chdproxyEnv, error) {
 	pol, err := policy.Load(policyPath, policy.LintOptions{})
 	if err != nil {
 		return nil, err
@@ -33,7 +34,7 @@ func startInProcess(dir, policyPath string, vs *vaultServer, redisAddr string, t
 	}
 	red := redact.New(redact.Rules{PANMask: mask, Fields: pol.Redaction.Fields, Headers: pol.Redaction.Headers})
 	log := redact.NewLogger(logFile, red, pol.Hash)
-	tr, err := vs.transit()
+	tr, err := transit(vs)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func startInProcess(dir, policyPath string, vs *vaultServer, redisAddr string, t
 	lim.PerKeyRate, lim.PerKeyBurst = 1e9, 1e9
 	deps := proxy.Deps{
 		Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{k.merchant: {ID: k.merchant, Origins: []string{benchOrigin}}},
-		Log: log, Audit: audit, Limiter: proxy.NewLimiter(lim), Idempotency: proxy.NewIdempotency(rdb, []byte(randomHex(32)), 0),
+		Log: log, Audit: audit, Limiter: proxy.NewLimiter(lim), Idempotency: proxy.NewIdempotency(rdb, []byte(testenv.RandomHex(32)), 0),
 	}
 	handlers := []http.Handler{
 		proxy.CollectHandler(deps),

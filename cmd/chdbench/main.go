@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/chdproxy/chdproxy/card"
+	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/smartpay"
 	"github.com/chdproxy/chdproxy/vault"
 )
@@ -121,16 +122,17 @@ func run(o options) error {
 		}
 	}
 	logf("starting redis-server and Vault")
-	rp, redisAddr, err := startRedis(dir)
+	rs, err := testenv.StartRedis(dir)
 	if err != nil {
 		return err
 	}
-	defer rp.stop()
-	vs, err := startVault(dir)
+	defer rs.Shutdown(grace)
+	redisAddr := rs.Addr
+	vs, err := testenv.StartVault(dir)
 	if err != nil {
 		return err
 	}
-	defer vs.stop()
+	defer vs.Shutdown(grace)
 	if err := ensureKeys(vs); err != nil {
 		return err
 	}
@@ -180,9 +182,9 @@ func run(o options) error {
 		return err
 	}
 	defer b.close()
-	b.watchProcs(cp, vs, rp)
+	b.watchProcs(cp, vs, rs)
 	if cp.proc != nil {
-		logf("chdproxy pid %d, Vault pid %d, redis-server pid %d", cp.proc.pid(), vs.pid(), rp.pid())
+		logf("chdproxy pid %d, Vault pid %d, redis-server pid %d", cp.proc.Pid(), vs.Pid(), rs.Pid())
 	}
 
 	rep := &report{Started: began.UTC(), Options: reportOptions{
@@ -275,7 +277,7 @@ type bench struct {
 	bufs       sync.Pool
 }
 
-func newBench(o options, tc testCard, keys benchKeys, vs *vaultServer, redisAddr, sandboxURL string, tf *tlsFiles, cp *chdproxyEnv) (*bench, error) {
+func newBench(o options, tc testCard, keys benchKeys, vs *testenv.VaultServer, redisAddr, sandboxURL string, tf *tlsFiles, cp *chdproxyEnv) (*bench, error) {
 	b := &bench{o: o, tc: tc, keys: keys, cp: cp, sandboxURL: sandboxURL}
 	b.bufs.New = func() any { return new(bytes.Buffer) }
 	pan, err := card.ParsePAN(tc.Number)
@@ -298,7 +300,7 @@ func newBench(o options, tc testCard, keys benchKeys, vs *vaultServer, redisAddr
 	b.plain = &http.Client{Transport: newTransport(nil)}
 	b.tls = &http.Client{Transport: newTransport(tf)}
 	for _, coalesce := range []bool{true, false} {
-		tr, err := vs.transit()
+		tr, err := transit(vs)
 		if err != nil {
 			return nil, err
 		}
@@ -344,12 +346,12 @@ func (b *bench) close() {
 	}
 }
 
-func (b *bench) watchProcs(cp *chdproxyEnv, vs *vaultServer, rp *proc) {
+func (b *bench) watchProcs(cp *chdproxyEnv, vs *testenv.VaultServer, rs *testenv.RedisServer) {
 	if cp.proc != nil {
-		b.watch.chdproxy = &procWatch{pid: cp.proc.pid()}
+		b.watch.chdproxy = &procWatch{pid: cp.proc.Pid()}
 	}
-	b.watch.vault = &procWatch{pid: vs.pid()}
-	b.watch.redis = &procWatch{pid: rp.pid()}
+	b.watch.vault = &procWatch{pid: vs.Pid()}
+	b.watch.redis = &procWatch{pid: rs.Pid()}
 	b.watch.self = &procWatch{}
 }
 

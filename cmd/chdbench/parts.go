@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/vault"
 )
 
@@ -25,7 +26,7 @@ type part struct {
 }
 
 // measureParts times each block n times in a row (after a few unrecorded calls).
-func (b *bench) measureParts(dir string, vs *vaultServer, redisAddr string) []part {
+func (b *bench) measureParts(dir string, vs *testenv.VaultServer, redisAddr string) []part {
 	const n = 1000
 	ctx := context.Background()
 	time1 := func(name string, f func() error) part {
@@ -46,7 +47,7 @@ func (b *bench) measureParts(dir string, vs *vaultServer, redisAddr string) []pa
 	}
 	var parts []part
 
-	tr, err := vs.transit()
+	tr, err := transit(vs)
 	if err != nil {
 		return nil
 	}

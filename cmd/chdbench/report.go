@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/chdproxy/chdproxy/internal/testenv"
 )
 
 // row is one phase's result.
@@ -370,7 +372,7 @@ func environment() map[string]string {
 	env := map[string]string{
 		"go":    runtime.Version(),
 		"cores": fmt.Sprint(runtime.NumCPU()),
-		"vault": vaultVersion,
+		"vault": testenv.VaultVersion,
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -383,7 +385,7 @@ func environment() map[string]string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		env["kernel"] = strings.TrimSpace(string(b))
 	}
-	if bin := findBin("CHDPROXY_REDIS_BIN", nil, "redis-server"); bin != "" {
+	if bin := testenv.RedisBin(); bin != "" {
 		if out, err := exec.Command(bin, "--version").Output(); err == nil {
 			f := strings.Fields(string(out))
 			if len(f) >= 3 {

@@ -12,13 +12,16 @@ import (
 )
 
 // RedisServer is a running redis-server on loopback, without persistence.
+// Stop kills it now (to test an outage; the port stays dead), Output returns
+// what it wrote so far.
 type RedisServer struct {
 	Addr string // "127.0.0.1:port"
-	p    *proc
+	*Proc
 }
 
-// redisBin locates redis-server: $CHDPROXY_REDIS_BIN, else PATH.
-func redisBin() string {
+// RedisBin locates redis-server: $CHDPROXY_REDIS_BIN, else PATH. It returns
+// "" when there is none.
+func RedisBin() string {
 	if b := os.Getenv("CHDPROXY_REDIS_BIN"); b != "" {
 		return b
 	}
@@ -29,37 +32,33 @@ func redisBin() string {
 	return b
 }
 
-// Redis starts a redis-server for t (`--port N --bind 127.0.0.1 --save ""
-// --appendonly no`), waits until it answers PING and stops it when t ends.
-// It skips t when redis-server is missing (fails under CI=true).
+// Redis starts a redis-server for t (see StartRedis) and stops it when t
+// ends. It skips t when redis-server is missing (fails under CI=true).
 func Redis(t testing.TB) *RedisServer {
 	t.Helper()
-	bin := redisBin()
+	return startFor(t, "redis-server", StartRedis)
+}
+
+// StartRedis starts a redis-server (`--port N --bind 127.0.0.1 --save ""
+// --appendonly no`) in dir, its output in dir/redis.log, and waits until it
+// answers PING. It returns a *MissingError when redis-server is not found.
+func StartRedis(dir string) (*RedisServer, error) {
+	bin := RedisBin()
 	if bin == "" {
-		missing(t, "redis-server not found (install it or set CHDPROXY_REDIS_BIN)")
-		return nil
+		return nil, &MissingError{"redis-server not found (install it or set CHDPROXY_REDIS_BIN)"}
 	}
-	dir := t.TempDir()
-	var lastErr error
-	for range 3 { // a port taken between freePort and bind: try another
-		port := freePort(t, false)
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		p, err := start(t, "redis-server", bin, []string{
+	addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+	p, port, err := startServer("redis-server", bin, dir, "redis.log", false, 10*time.Second, func(port int) []string {
+		return []string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", dir,
 			"--protected-mode", "yes", "--daemonize", "no",
-		}, childEnv(dir))
-		if err != nil {
-			t.Fatalf("testenv: start redis-server: %v", err)
 		}
-		if lastErr = p.waitFor(10*time.Second, func() error { return redisPing(addr) }); lastErr == nil {
-			return &RedisServer{Addr: addr, p: p}
-		}
-		p.stop()
-		t.Logf("testenv: redis-server output:\n%s", p.out.String())
+	}, func(port int) error { return redisPing(addr(port)) })
+	if err != nil {
+		return nil, err
 	}
-	t.Fatalf("testenv: redis-server did not start: %v", lastErr)
-	return nil
+	return &RedisServer{Addr: addr(port), Proc: p}, nil
 }
 
 // redisPing sends an inline PING and expects +PONG.
@@ -86,9 +85,3 @@ func redisPing(addr string) error {
 type errString string
 
 func (e errString) Error() string { return string(e) }
-
-// Stop kills the server now (to test an outage); the port stays dead.
-func (r *RedisServer) Stop() { r.p.stop() }
-
-// Output returns what the server wrote so far.
-func (r *RedisServer) Output() string { return r.p.out.String() }

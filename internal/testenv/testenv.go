@@ -1,25 +1,33 @@
-// Package testenv starts real dependencies for integration tests: a
-// redis-server and a Vault server in dev mode, each on a free loopback port,
-// each stopped when the test ends.
+// Package testenv starts real dependencies: a redis-server and a Vault server
+// in dev mode, each on a free loopback port. StartRedis and StartVault are for
+// any program (cmd/chdbench); Redis and Vault wrap them for a test, stopping
+// the server when the test ends.
 //
 // When a server binary is missing the test is skipped, except under CI=true
 // where it fails: CI must run the integration tests, not skip them.
 package testenv
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
+
+// MissingError reports that a server binary is not installed.
+type MissingError struct{ What string }
+
+func (e *MissingError) Error() string { return e.What }
 
 // missing skips t, or fails it under CI=true.
 func missing(t testing.TB, what string) {
@@ -30,32 +38,61 @@ func missing(t testing.TB, what string) {
 	t.Skipf("testenv: %s; skipping integration test", what)
 }
 
-// freePort returns a loopback port that was free a moment ago, and whose
-// successor was free too (Vault dev mode listens on port+1 for its cluster).
-func freePort(t testing.TB, pair bool) int {
+// server is what StartRedis and StartVault return.
+type server interface {
+	Stop()
+	Output() string
+}
+
+// startFor starts a server for t in a folder of t's: it skips t when the
+// server binary is missing (fails it under CI=true), stops the server when t
+// ends, and shows its output then if t failed.
+func startFor[S server](t testing.TB, name string, start func(dir string) (S, error)) S {
 	t.Helper()
+	s, err := start(t.TempDir())
+	if err != nil {
+		var me *MissingError
+		if errors.As(err, &me) {
+			missing(t, me.What)
+		} else {
+			t.Fatalf("testenv: %v", err)
+		}
+		return s
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("testenv: %s output:\n%s", name, s.Output())
+		}
+	})
+	return s
+}
+
+// FreePort returns a loopback port that was free a moment ago; with pair,
+// its successor too (Vault dev mode listens on port+1 for its cluster).
+func FreePort(pair bool) (int, error) {
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatalf("testenv: no free port: %v", err)
+			return 0, fmt.Errorf("no free port: %w", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		if !pair {
 			l.Close()
-			return port
+			return port, nil
 		}
 		l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+1))
 		l.Close()
 		if err == nil {
 			l2.Close()
-			return port
+			return port, nil
 		}
 	}
-	t.Fatal("testenv: no free pair of ports")
-	return 0
+	return 0, errors.New("no free pair of ports")
 }
 
-func randomHex(n int) string {
+// RandomHex returns n random bytes in hex.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
@@ -63,61 +100,41 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// syncBuffer collects a server's output for failure reports.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// Proc is a started server process; its output goes to a log file.
+type Proc struct {
+	name, log string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	once      sync.Once
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 { // keep the head; a runaway log is no help
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a started server process.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	once sync.Once
-}
-
-func start(t testing.TB, name, bin string, args []string, env []string) (*proc, error) {
-	t.Helper()
-	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	p.cmd.Env = env
-	if err := p.cmd.Start(); err != nil {
+// StartProc starts bin with args and env, its standard output and error
+// written to the file logPath.
+func StartProc(name, bin string, args, env []string, logPath string) (*Proc, error) {
+	out, err := os.Create(logPath)
+	if err != nil {
 		return nil, err
+	}
+	p := &Proc{name: name, log: logPath, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr, p.cmd.Env = out, out, env
+	if err := p.cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		p.cmd.Wait()
+		out.Close()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("testenv: %s output:\n%s", name, p.out.String())
-		}
-	})
 	return p, nil
 }
 
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // exited reports whether the process has ended.
-func (p *proc) exited() bool {
+func (p *Proc) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -126,12 +143,26 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop kills the process and waits for it; safe to call twice.
-func (p *proc) stop() {
+// Stop kills the process now (to test an outage) and waits for it.
+func (p *Proc) Stop() { p.Shutdown(0) }
+
+// Shutdown interrupts the process, kills it if it has not ended after grace
+// (at once with grace 0) and waits for it. Only the first Stop or Shutdown
+// does anything.
+func (p *Proc) Shutdown(grace time.Duration) {
 	p.once.Do(func() {
-		if !p.exited() {
-			p.cmd.Process.Kill()
+		if p.exited() {
+			return
 		}
+		if grace > 0 {
+			p.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-p.done:
+				return
+			case <-time.After(grace):
+			}
+		}
+		p.cmd.Process.Kill()
 		select {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
@@ -139,8 +170,20 @@ func (p *proc) stop() {
 	})
 }
 
-// waitFor polls ready until it succeeds, the process exits, or d passes.
-func (p *proc) waitFor(d time.Duration, ready func() error) error {
+// Output returns what the process wrote so far (the first MiB: a runaway log
+// is no help).
+func (p *Proc) Output() string {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+	return string(b)
+}
+
+// WaitFor polls ready until it succeeds, the process exits, or d passes.
+func (p *Proc) WaitFor(d time.Duration, ready func() error) error {
 	deadline := time.Now().Add(d)
 	var last error
 	for time.Now().Before(deadline) {
@@ -155,9 +198,33 @@ func (p *proc) waitFor(d time.Duration, ready func() error) error {
 	return fmt.Errorf("%s not ready after %s: %v", p.name, d, last)
 }
 
-// childEnv is the environment for a server: ours without variables that
+// startServer runs bin with args(port) on a free loopback port (with pair,
+// port+1 is free too), in dir with its output in dir/logName, and waits up
+// to d for ready(port). A port can be taken between FreePort and the
+// server's bind, so it tries three.
+func startServer(name, bin, dir, logName string, pair bool, d time.Duration, args func(port int) []string, ready func(port int) error) (*Proc, int, error) {
+	var errs []error
+	for range 3 {
+		port, err := FreePort(pair)
+		if err != nil {
+			return nil, 0, err
+		}
+		p, err := StartProc(name, bin, args(port), ChildEnv(dir), filepath.Join(dir, logName))
+		if err != nil {
+			return nil, 0, err
+		}
+		if err = p.WaitFor(d, func() error { return ready(port) }); err == nil {
+			return p, port, nil
+		}
+		p.Stop()
+		errs = append(errs, fmt.Errorf("%v; %s output:\n%s", err, name, p.Output()))
+	}
+	return nil, 0, fmt.Errorf("%s did not start: %w", name, errors.Join(errs...))
+}
+
+// ChildEnv is the environment for a server: ours without variables that
 // would change its behaviour (VAULT_*, REDIS_*), HOME pointed at dir.
-func childEnv(dir string) []string {
+func ChildEnv(dir string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")

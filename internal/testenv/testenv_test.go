@@ -45,7 +45,10 @@ func TestVaultStartsWithTransitAndSeals(t *testing.T) {
 
 func TestFreePortPairIsFree(t *testing.T) {
 	start := time.Now()
-	p := freePort(t, true)
+	p, err := FreePort(true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if p <= 0 || p >= 65535 {
 		t.Fatalf("got port %d", p)
 	}

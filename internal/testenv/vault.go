@@ -20,11 +20,12 @@ import (
 const VaultVersion = "v1.21.0"
 
 // VaultServer is a running Vault server in dev mode (in-memory, unsealed,
-// root token known) with a transit engine mounted at "transit".
+// root token known) with a transit engine mounted at "transit". Stop kills it
+// now (to test an outage), Output returns what it wrote so far.
 type VaultServer struct {
 	Addr  string // base URL, "http://127.0.0.1:port"
 	Token string // the root token
-	p     *proc
+	*Proc
 }
 
 // VaultBin locates the Vault server binary: $CHDPROXY_VAULT_BIN, else
@@ -46,58 +47,63 @@ func VaultBin() string {
 	return ""
 }
 
-// Vault starts a Vault dev server for t on a free loopback port, waits until
-// it is healthy, mounts transit, and stops it when t ends. It skips t when
-// no Vault binary is found (fails under CI=true).
+// Vault starts a Vault dev server for t (see StartVault) and stops it when t
+// ends. It skips t when no Vault binary is found (fails under CI=true).
 func Vault(t testing.TB) *VaultServer {
 	t.Helper()
+	return startFor(t, "vault", StartVault)
+}
+
+// StartVault starts a Vault dev server on a free loopback port in dir, its
+// output in dir/vault.log, waits until it is healthy and mounts transit. It
+// returns a *MissingError when no Vault binary is found.
+func StartVault(dir string) (*VaultServer, error) {
 	bin := VaultBin()
 	if bin == "" {
-		missing(t, "Vault server binary not found (set CHDPROXY_VAULT_BIN, or build it into ~/.cache/chdproxy/vault-"+VaultVersion+")")
-		return nil
+		return nil, &MissingError{"Vault server binary not found (set CHDPROXY_VAULT_BIN, or build it into ~/.cache/chdproxy/vault-" + VaultVersion + ")"}
 	}
-	dir := t.TempDir()
-	token := "root-" + randomHex(16)
-	var lastErr error
-	for range 3 {
-		port := freePort(t, true)
-		addr := "http://127.0.0.1:" + strconv.Itoa(port)
-		p, err := start(t, "vault", bin, []string{
+	v := &VaultServer{Token: "root-" + RandomHex(16)}
+	p, _, err := startServer("vault", bin, dir, "vault.log", true, 30*time.Second, func(port int) []string {
+		return []string{
 			"server", "-dev",
-			"-dev-root-token-id=" + token,
+			"-dev-root-token-id=" + v.Token,
 			"-dev-listen-address=127.0.0.1:" + strconv.Itoa(port),
 			"-dev-no-store-token",
 			"-log-level=warn",
-		}, childEnv(dir))
-		if err != nil {
-			t.Fatalf("testenv: start vault: %v", err)
 		}
-		v := &VaultServer{Addr: addr, Token: token, p: p}
-		if lastErr = p.waitFor(30*time.Second, v.healthy); lastErr == nil {
-			if err := v.do(http.MethodPost, "/v1/sys/mounts/transit", map[string]any{"type": "transit"}, nil); err != nil {
-				t.Fatalf("testenv: mount transit: %v\n%s", err, p.out.String())
-			}
-			return v
-		}
-		p.stop()
-		t.Logf("testenv: vault output:\n%s", p.out.String())
+	}, func(port int) error {
+		v.Addr = "http://127.0.0.1:" + strconv.Itoa(port)
+		return v.healthy()
+	})
+	if err != nil {
+		return nil, err
 	}
-	t.Fatalf("testenv: vault did not start: %v", lastErr)
-	return nil
+	v.Proc = p
+	if err := v.do(http.MethodPost, "/v1/sys/mounts/transit", map[string]any{"type": "transit"}, nil); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("mount transit: %v\n%s", err, p.Output())
+	}
+	return v, nil
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}
 
 // healthy reports nil when /v1/sys/health says initialized, unsealed, active.
 func (v *VaultServer) healthy() error {
-	resp, err := client.Get(v.Addr + "/v1/sys/health")
+	return GetOK("health", v.Addr+"/v1/sys/health")
+}
+
+// GetOK sends GET url and reports nil when the answer is 200 OK, else an
+// error that names what.
+func GetOK(what, url string) error {
+	resp, err := client.Get(url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("health: status %d", resp.StatusCode)
+		return fmt.Errorf("%s: status %d", what, resp.StatusCode)
 	}
 	return nil
 }
@@ -146,9 +152,3 @@ func (v *VaultServer) Do(method, path string, in, out any) error {
 func (v *VaultServer) Seal() error {
 	return v.do(http.MethodPut, "/v1/sys/seal", nil, nil)
 }
-
-// Stop kills the server now (to test an outage).
-func (v *VaultServer) Stop() { v.p.stop() }
-
-// Output returns what the server wrote so far.
-func (v *VaultServer) Output() string { return v.p.out.String() }
