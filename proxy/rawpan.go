@@ -47,8 +47,8 @@ func containsRawPAN(b []byte) bool {
 			if textHasPAN(v.String()) {
 				return true
 			}
-			// The same integer written in exponent or decimal form (4.01200000000301e15,
-			// 4012000000003010.0): a JSON reader upstream sees the card number.
+			// The same integer written in exponent or decimal form (4.012…e15, or with a
+			// ".0" tail): a JSON reader upstream still sees the card number.
 			if d, ok := wholeNumberDigits(v.String()); ok && textHasPAN(d) {
 				return true
 			}
