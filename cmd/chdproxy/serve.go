@@ -90,6 +90,13 @@ type listenConfig struct {
 // runServe runs production chdproxy: real Vault transit, real Redis, TLS listeners.
 // It refuses the dev cipher, an unsafe policy and plain-text listeners off loopback.
 func runServe(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, args)
+}
+
+// serve runs until ctx ends.
+func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	file := fs.String("config", "", "configuration file")
 	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
@@ -105,8 +112,6 @@ func runServe(args []string) error {
 	}
 	red := redactorFor(pol)
 	log := redact.NewLogger(os.Stderr, red, pol.Hash)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	token, err := readSecretFile(cfg.Vault.TokenFile)
 	if err != nil {
