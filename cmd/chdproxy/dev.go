@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -39,6 +40,13 @@ type devState struct {
 // runDev runs the embedded default: miniredis, the dev-only cipher, the SmartPayments
 // sandbox as both upstreams and the three listeners, all on loopback in one process.
 func runDev(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return dev(ctx, args, os.Stdout, os.Stderr)
+}
+
+// dev runs until ctx ends, printing the walk-through to out and logging to logw.
+func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	stateDir := fs.String("state-dir", ".dev", "folder for dev.json")
 	collectAddr := fs.String("collect-addr", "127.0.0.1:8080", "collect listener")
@@ -53,9 +61,6 @@ func runDev(args []string) error {
 	if len(origins) == 0 {
 		origins = multiFlag{"http://localhost:3000"}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	sandboxURL := "http://" + *sandboxAddr
 	pol, err := policy.LoadDefault()
 	if err != nil {
@@ -68,7 +73,7 @@ func runDev(args []string) error {
 		return err
 	}
 	red := redactorFor(pol)
-	log := redact.NewLogger(os.Stderr, red, pol.Hash)
+	log := redact.NewLogger(logw, red, pol.Hash)
 
 	mr := miniredis.NewMiniRedis()
 	if err := mr.Start(); err != nil {
@@ -126,7 +131,7 @@ func runDev(args []string) error {
 	if err := writeDevState(*stateDir, st); err != nil {
 		return err
 	}
-	printWalkthrough(filepath.Join(*stateDir, "dev.json"), st)
+	printWalkthrough(out, filepath.Join(*stateDir, "dev.json"), st)
 	log.WithField("state", filepath.Join(*stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
 	return listenAll(ctx, log, ls)
 }
@@ -141,8 +146,8 @@ func writeDevState(dir string, st devState) error {
 
 // printWalkthrough shows, on stdout, the shortest path from a card to a payment.
 // The sandbox's test card numbers are in README.md; none is printed from code.
-func printWalkthrough(path string, st devState) {
-	fmt.Printf(`chdproxy dev: collect %s  forward %s  admin %s  sandbox %s
+func printWalkthrough(w io.Writer, path string, st devState) {
+	fmt.Fprintf(w, `chdproxy dev: collect %s  forward %s  admin %s  sandbox %s
 Keys and addresses: %s (audit trail: audit.jsonl beside it)
 
   # 1. tokenize a card (the browser's job), e.g. the sandbox's success card from README.md

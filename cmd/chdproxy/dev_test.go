@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chdproxy/chdproxy/internal/testenv"
+)
+
+// lockedBuffer collects the logs that dev's servers write concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDevTokenizesAndPaysWithTheKeysOfDevJSON is `make run` in a test: dev starts,
+// writes dev.json, tokenizes the sandbox's success card with the publishable key, pays
+// with the secret key, and nothing it prints or logs holds the PAN or the CVV.
+func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
+	dir := t.TempDir()
+	var addrs []string
+	for range 4 {
+		p, err := testenv.FreePort(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
+	}
+	var out, logs lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- dev(ctx, []string{"--state-dir", dir, "--collect-addr", addrs[0], "--forward-addr", addrs[1],
+			"--admin-addr", addrs[2], "--sandbox-addr", addrs[3]}, &out, &logs)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("dev returned %v, want nil after the context ended", err)
+		}
+		for _, secret := range []string{"4012000000003010", `"737"`, "=737"} {
+			if strings.Contains(out.String()+logs.String(), secret) {
+				t.Errorf("dev's output or logs hold %s", secret)
+			}
+		}
+		audit, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
+		if len(audit) == 0 || bytes.Contains(audit, []byte("4012000000003010")) {
+			t.Errorf("audit.jsonl: got %d bytes, want records without the PAN", len(audit))
+		}
+	}()
+
+	var st devState
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		b, err := os.ReadFile(filepath.Join(dir, "dev.json"))
+		if err == nil && json.Unmarshal(b, &st) == nil {
+			if resp, err := http.Get(st.AdminURL + "/healthz"); err == nil {
+				resp.Body.Close()
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dev did not come up within 10s")
+		}
+	}
+	post := func(url, hdr, key string, body any) (int, map[string]any) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		if hdr == "Proxy-Authorization" { // the backend's own SmartPayments credentials go upstream
+			req.SetBasicAuth("test", "qwerty")
+		}
+		req.Header.Set(hdr, "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	status, tok := post(st.CollectURL+"/v1/tokens", "Authorization", st.PublishableKey, map[string]string{
+		"card_number": "4012000000003010", "card_exp_month": "12", "card_exp_year": "2030", "card_cvv": "737",
+	})
+	card, _ := tok["card"].(map[string]any)
+	if status != http.StatusCreated || card["last4"] != "3010" || card["brand"] != "visa" || !strings.HasPrefix(fmt.Sprint(tok["token"]), "tok_") {
+		t.Fatalf("tokenize: got %d %v, want 201 with last4 3010, brand visa and a tok_ id", status, tok)
+	}
+	id := tok["token"].(string)
+	status, paid := post(st.ForwardURL+"/initPaymentHost2Host", "Proxy-Authorization", st.SecretKey, map[string]any{
+		"account": "EUR-sandbox", "amount": 1000, "currency": "EUR", "order_id": "dev-1", "merchant_site": "https://merchant.site",
+		"customer_first_name": "John", "customer_last_name": "Doe", "customer_address": "10 Downing Street",
+		"customer_city": "London", "customer_zip_code": "121165", "customer_country": "GB", "customer_phone": "+442079460612",
+		"customer_email": "john@example.com", "customer_ip_address": "127.0.0.1", "card_holder": "John Doe",
+		"card_number": id, "card_cvv": id,
+	})
+	if status != http.StatusOK || paid["status"] != 2.0 {
+		t.Fatalf("pay: got %d %v, want 200 with status 2", status, paid)
+	}
+}
