@@ -122,7 +122,7 @@ func (f *forward) passthrough(w http.ResponseWriter, r *http.Request, pt *policy
 //
 // Rules: every token in the body must sit in a field the route may fill, and all of
 // them must be the same token. Fields the policy fills from the token's kind are
-// replaced when they hold the token id and added when absent; PAN, CVV and DPAN fields
+// replaced when they hold the token id or are empty, and added when absent; PAN, CVV and DPAN fields
 // can only ever hold a token id. The CVV is injected (and consumed) only when its field
 // names the token. A request that names no token is forwarded as it is (for example
 // a withdrawal with payment_method "token").
@@ -162,7 +162,7 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 		if inj.Attribute == policy.AttrCVV && !wantCVV {
 			continue
 		}
-		if present && fieldValue(fields, inj.Field) != token {
+		if cur := fieldValue(fields, inj.Field); present && cur != token && cur != "" {
 			continue // a plain non-secret value the merchant chose to send (checked above for secrets)
 		}
 		v := attribute(sec, inj.Attribute)
