@@ -145,7 +145,9 @@ func TestCoalescerCallsAtOnceWhenIdle(t *testing.T) {
 		if want := fmt.Sprint("card|m_alpha|tok_", i, "|pt"); res[0].Ciphertext != want {
 			t.Fatalf("got %q, want %q", res[0].Ciphertext, want)
 		}
-		if d := time.Since(start); d > 50*time.Millisecond {
+		// Generous bound: scheduling on a loaded CI machine must not fail this; a
+		// waiting window for company would show in every one of the 20 calls.
+		if d := time.Since(start); d > 500*time.Millisecond {
 			t.Fatalf("an idle call took %v: the coalescer must not wait for company", d)
 		}
 	}
