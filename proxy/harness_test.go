@@ -107,24 +107,6 @@ func cvvPattern(cvv string) *regexp.Regexp {
 	return re
 }
 
-// syncBuffer is a log sink the servers' goroutines write to concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
 var (
 	caOnce sync.Once
 	caVal  *testenv.CA
@@ -308,8 +290,8 @@ type harnessOptions struct {
 type harness struct {
 	pol      *policy.Policy
 	red      *redact.Redactor
-	logs     *syncBuffer          // the redacting logger's output
-	audit    *syncBuffer          // the audit trail
+	logs     *testenv.Buffer      // the redacting logger's output
+	audit    *testenv.Buffer      // the audit trail
 	mr       *miniredis.Miniredis // nil with opts.redis
 	rdb      redis.UniversalClient
 	vault    *vault.Vault
@@ -332,7 +314,7 @@ type harness struct {
 // logs, in any response the test received, or in Redis.
 func newHarness(t *testing.T, opts harnessOptions) *harness {
 	t.Helper()
-	h := &harness{logs: &syncBuffer{}, audit: &syncBuffer{}}
+	h := &harness{logs: &testenv.Buffer{}, audit: &testenv.Buffer{}}
 
 	base := opts.upstreamURL
 	switch {

@@ -39,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
+	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/proxy"
 	"github.com/chdproxy/chdproxy/redact"
@@ -370,8 +371,8 @@ type hxEnv struct {
 	pol      *policy.Policy
 	red      *redact.Redactor
 	log      *logrus.Logger
-	logs     *syncBuffer
-	audit    *syncBuffer
+	logs     *testenv.Buffer
+	audit    *testenv.Buffer
 	auditor  *hxAuditor
 	transit  *hxTransit
 	mr       *miniredis.Miniredis
@@ -401,7 +402,7 @@ type hxEnv struct {
 
 func newHostileEnv(t *testing.T, o hxOptions) *hxEnv {
 	t.Helper()
-	e := &hxEnv{t: t, logs: &syncBuffer{}, audit: &syncBuffer{}}
+	e := &hxEnv{t: t, logs: &testenv.Buffer{}, audit: &testenv.Buffer{}}
 
 	h := o.upstream
 	if h == nil {

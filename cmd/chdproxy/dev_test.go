@@ -9,30 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chdproxy/chdproxy/internal/testenv"
 )
-
-// lockedBuffer collects the logs that dev's servers write concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDevTokenizesAndPaysWithTheKeysOfDevJSON is `make run` in a test: dev starts,
 // writes dev.json, tokenizes the sandbox's success card with the publishable key, pays
@@ -47,7 +28,7 @@ func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 		}
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
 	}
-	var out, logs lockedBuffer
+	var out, logs testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
