@@ -80,6 +80,38 @@ func TestJSONLAuditGroupsConcurrentWritesIntoFewSyncs(t *testing.T) {
 	t.Logf("%d records, %d syncs", n, sink.syncs.Load())
 }
 
+// Enqueue does not wait for the sync; Flush waits for every queued record, and a
+// failed write reaches the callbacks of the records it held.
+func TestJSONLAuditEnqueueFlushAndFailure(t *testing.T) {
+	sink := &syncCounter{delay: 20 * time.Millisecond}
+	a := NewJSONLAudit(sink, "hash")
+	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_1"}, nil)
+	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_2"}, nil)
+	a.Flush()
+	sink.mu.Lock()
+	got := sink.buf.String()
+	sink.mu.Unlock()
+	if !bytes.Contains([]byte(got), []byte(`"req_1"`)) || !bytes.Contains([]byte(got), []byte(`"req_2"`)) {
+		t.Fatalf("Flush returned before the queued records were written: %q", got)
+	}
+	if s := sink.syncs.Load(); s < 1 {
+		t.Fatal("queued records were never synced")
+	}
+
+	sink.failed.Store(true)
+	failed := make(chan error, 2)
+	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_3"}, func(err error) { failed <- err })
+	a.Flush()
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Fatal("the failure callback got a nil error")
+		}
+	default:
+		t.Fatal("a failed queued write was not reported")
+	}
+}
+
 func TestJSONLAuditReportsAFailedWriteToItsWriters(t *testing.T) {
 	sink := &syncCounter{}
 	sink.failed.Store(true)

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -69,39 +67,17 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 }
 
 func jsonFields(body []byte) (map[string]string, error) {
-	if !utf8.Valid(body) {
-		return nil, errInvalidText // encoding/json would silently turn it into U+FFFD
+	// Exact duplicates only: a case variant of a known field is an unknown field here.
+	members, err := walkObject(body, func(a, b string) bool { return a == b })
+	if err != nil {
+		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, errInvalidJSON
-	}
-	fields := map[string]string{}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, errInvalidJSON
-		}
-		k := kt.(string) // object keys are always strings
-		vt, err := dec.Token()
-		if err != nil {
-			return nil, errInvalidJSON
-		}
-		v, ok := vt.(string)
-		if !ok { // number, bool, null, object or array
+	fields := make(map[string]string, len(members))
+	for _, m := range members {
+		if !m.isString { // number, bool, null, object or array
 			return nil, errFieldType
 		}
-		if _, dup := fields[k]; dup {
-			return nil, errDuplicateField
-		}
-		fields[k] = v
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return nil, errInvalidJSON
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errInvalidJSON // trailing data after the object
+		fields[m.key] = m.str
 	}
 	return fields, nil
 }

@@ -299,6 +299,14 @@ func (a *hxAuditor) Write(r proxy.AuditRecord) error {
 	return a.inner.Write(r)
 }
 
+func (a *hxAuditor) Enqueue(r proxy.AuditRecord, failed func(error)) {
+	if a.fail.Load() {
+		failed(errors.New("audit sink: no space left on device"))
+		return
+	}
+	a.inner.Enqueue(r, failed)
+}
+
 // ---------------------------------------------------------------------------
 // hxStartTLS serves h over TLS. cfg nil: a certificate from the test CA.
 func hxStartTLS(t testing.TB, h http.Handler, cfg *tls.Config) *httptest.Server {

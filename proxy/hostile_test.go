@@ -227,7 +227,7 @@ func TestHostile_DeeplyNestedJSON(t *testing.T) {
 	e := newHostileEnv(t, hxOptions{})
 	tok := e.tokenize(t, hxMerchantA, hxPANVisa, hxCVV)
 	deep := strings.Repeat("[", 11000) + strings.Repeat("]", 11000) // deeper than encoding/json allows
-	hxWantError(t, e.col(t, hxMerchantA, `{"card_number":`+deep+`}`, nil), http.StatusBadRequest, "invalid_field_type")
+	hxWantError(t, e.col(t, hxMerchantA, `{"card_number":`+deep+`}`, nil), http.StatusBadRequest, "invalid_json")
 	hxWantError(t, e.pay(t, "/initPaymentHost2Host", hxWithRaw(t, e.cardPayment(tok), `"meta":`+deep)), http.StatusBadRequest, "invalid_json")
 	if n := e.upstreamCalls(""); n != 0 {
 		t.Errorf("upstream calls: got %d, want 0", n)

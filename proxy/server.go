@@ -165,18 +165,15 @@ func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
 		if event == "" {
 			return
 		}
-		// The outcome record is written after the answer has left: the access itself
-		// was recorded before any detokenization (see forward.detokenize), and the
-		// client need not wait for a second fsync.
-		if fl, ok := w.(http.Flusher); ok {
-			fl.Flush()
-		}
+		// The outcome record is queued, not awaited: the access itself was recorded
+		// before any detokenization (see forward.detokenize), and the connection's next
+		// request need not wait for this fsync.
 		rec := auditRecord(r, listener, event)
 		rec.Outcome, rec.Status, rec.Code = outcome(sw.status), sw.status, code
-		if aerr := d.Audit.Write(rec); aerr != nil {
+		d.Audit.Enqueue(rec, func(aerr error) {
 			// The answer is out; the access is in the log above.
 			log.WithFields(logrus.Fields{"request_id": ri.id, "event": event}).WithError(aerr).Error("audit write failed")
-		}
+		})
 	})
 }
 
