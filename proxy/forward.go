@@ -182,8 +182,8 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 	return f.send(w, r, up, route.Path, out)
 }
 
-// detokenize checks the token against the route and the body, writes the audit record
-// that must exist before any detokenization, and decrypts the token. It returns the
+// detokenize checks the token against the route and the body, decrypts the token and
+// writes, meanwhile, the audit record that must exist before its card data is used. It returns the
 // route's injections for the token's kind and whether the CVV was asked for (and so
 // consumed).
 func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, fields []jsonField, token string, up policy.Upstream) (*vault.Secret, []policy.Injection, bool, error) {
@@ -192,8 +192,11 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 		return nil, nil, false, err
 	}
 	defer done()
-	var injections []policy.Injection
-	wantCVV := false
+	var (
+		injections []policy.Injection
+		wantCVV    bool
+		attempt    AuditRecord
+	)
 	// One read of the token: the checks run on its metadata before anything is decrypted.
 	sec, err := f.Vault.DetokenizeIf(ctx, merchant, token, func(meta vault.Metadata) (bool, error) {
 		kind := string(meta.Kind)
@@ -214,14 +217,17 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 				wantCVV = true
 			}
 		}
-		// Fail closed: no record of the access, no access.
-		rec := auditRecord(r, "forward", "detokenize")
-		rec.Outcome, rec.UpstreamHost = "attempt", up.Host()
-		if err := f.Audit.Write(rec); err != nil {
-			f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
-			return false, errAuditUnavailable
-		}
+		attempt = auditRecord(r, "forward", "detokenize")
+		attempt.Outcome, attempt.UpstreamHost = "attempt", up.Host()
 		return wantCVV, nil
+	}, func() error {
+		// Fail closed: no record of the access, no access. Vault decrypts meanwhile;
+		// the card data is used only once this record is durable.
+		if err := f.Audit.Write(attempt); err != nil {
+			f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
+			return errAuditUnavailable
+		}
+		return nil
 	})
 	return sec, injections, wantCVV, err
 }

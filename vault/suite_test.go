@@ -187,6 +187,7 @@ var suiteTests = []struct {
 	{"Redis down gives ErrUnavailable quickly", testRedisDown},
 	{"transit down gives ErrUnavailable and burns nothing", testTransitDown},
 	{"a failed transit call stores nothing", testNoHalfWrittenToken},
+	{"DetokenizeIf: a refusing check or gate consumes nothing", testDetokenizeGate},
 	{"invalid input and malformed ids are refused", testInvalidInput},
 }
 
@@ -936,5 +937,43 @@ func testInvalidInput(t *testing.T, newEnv newEnvFunc) {
 	}
 	if keys := scanAll(t, e.rdb, e.prefix+":*"); len(keys) != 0 {
 		t.Fatalf("got keys %v after refused input, want none", keysOf(keys))
+	}
+}
+
+func testDetokenizeGate(t *testing.T, newEnv newEnvFunc) {
+	e := newEnv(t, envOptions{})
+	c, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
+	noErr(t, err, "TokenizeCard")
+	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+	noErr(t, err, "TokenizeWallet")
+	refused := errors.New("no audit record")
+	wantCVV := func(Metadata) (bool, error) { return true, nil }
+	gateRan := false
+
+	_, err = e.v.DetokenizeIf(bg, "m_alpha", c.Token, func(Metadata) (bool, error) { return true, refused },
+		func() error { gateRan = true; return nil })
+	wantErr(t, err, refused, "DetokenizeIf with a refusing check")
+	if gateRan {
+		t.Fatal("the gate ran although the check refused")
+	}
+	for _, tok := range []string{c.Token, w.Token} {
+		s, err := e.v.DetokenizeIf(bg, "m_alpha", tok, wantCVV, func() error { return refused })
+		wantErr(t, err, refused, "DetokenizeIf with a refusing gate")
+		if s != nil {
+			t.Fatal("a secret came back through a refusing gate")
+		}
+	}
+	m, err := e.v.Metadata(bg, "m_alpha", c.Token)
+	noErr(t, err, "Metadata")
+	if !m.HasCVV {
+		t.Fatal("a refused gate consumed the CVV")
+	}
+	_, err = e.v.Metadata(bg, "m_alpha", w.Token)
+	noErr(t, err, "a refused gate consumed the wallet token")
+
+	s, err := e.v.DetokenizeIf(bg, "m_alpha", c.Token, wantCVV, func() error { gateRan = true; return nil })
+	noErr(t, err, "DetokenizeIf with a passing gate")
+	if !gateRan || s.CVV.IsZero() {
+		t.Fatalf("gate ran %v, CVV present %v: want both", gateRan, !s.CVV.IsZero())
 	}
 }

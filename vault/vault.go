@@ -448,14 +448,16 @@ func (v *Vault) Detokenize(ctx context.Context, merchant, token string, wantCVV 
 	if err != nil {
 		return nil, err
 	}
-	return v.detokenize(ctx, merchant, token, rec, st, wantCVV)
+	return v.detokenize(ctx, merchant, token, rec, st, wantCVV, pass)
 }
 
 // DetokenizeIf is Detokenize with a single read of the record: check sees the token's
 // metadata first and says whether the CVV is wanted; an error from check stops
-// everything before any decryption or consumption. The forward path puts its policy
-// checks and the audit record that must precede a detokenization there.
-func (v *Vault) DetokenizeIf(ctx context.Context, merchant, token string, check func(Metadata) (wantCVV bool, err error)) (*Secret, error) {
+// everything before any decryption or consumption. gate, when not nil, then runs
+// beside the decryption, and nothing is consumed or returned unless it returns nil:
+// the forward path writes there the audit record that must precede a detokenization,
+// so its fsync and Vault's decryption overlap.
+func (v *Vault) DetokenizeIf(ctx context.Context, merchant, token string, check func(Metadata) (wantCVV bool, err error), gate func() error) (*Secret, error) {
 	rec, st, err := v.load(ctx, merchant, token, true)
 	if err != nil {
 		return nil, err
@@ -464,21 +466,31 @@ func (v *Vault) DetokenizeIf(ctx context.Context, merchant, token string, check 
 	if err != nil {
 		return nil, err
 	}
-	return v.detokenize(ctx, merchant, token, rec, st, wantCVV)
+	wait := pass
+	if gate != nil {
+		res := make(chan error, 1) // the gate finishes even when decryption fails first
+		go func() { res <- gate() }()
+		wait = func() error { return <-res }
+	}
+	return v.detokenize(ctx, merchant, token, rec, st, wantCVV, wait)
 }
 
-func (v *Vault) detokenize(ctx context.Context, merchant, token string, rec *record, st stored, wantCVV bool) (*Secret, error) {
+func pass() error { return nil }
+
+// detokenize decrypts, then calls gate and consumes (the CVV, a wallet token) only
+// when it passes.
+func (v *Vault) detokenize(ctx context.Context, merchant, token string, rec *record, st stored, wantCVV bool, gate func() error) (*Secret, error) {
 	mctx, aad := []byte(merchant), []byte(token)
 	switch rec.Kind {
 	case KindCard:
-		return v.detokenizeCard(ctx, merchant, token, rec, st, wantCVV, mctx, aad)
+		return v.detokenizeCard(ctx, merchant, token, rec, st, wantCVV, mctx, aad, gate)
 	case KindApplePay, KindGooglePay:
-		return v.detokenizeWallet(ctx, merchant, token, rec, st, mctx, aad)
+		return v.detokenizeWallet(ctx, merchant, token, rec, st, mctx, aad, gate)
 	}
 	return nil, ErrIntegrity
 }
 
-func (v *Vault) detokenizeCard(ctx context.Context, merchant, token string, rec *record, st stored, wantCVV bool, mctx, aad []byte) (*Secret, error) {
+func (v *Vault) detokenizeCard(ctx context.Context, merchant, token string, rec *record, st stored, wantCVV bool, mctx, aad []byte, gate func() error) (*Secret, error) {
 	if wantCVV && !v.cvvLive(rec, st) {
 		return nil, ErrCVVUnavailable
 	}
@@ -499,6 +511,9 @@ func (v *Vault) detokenizeCard(ctx context.Context, merchant, token string, rec 
 	defer wipe(cardRes.Plaintext)
 	defer wipe(cvvRes.Plaintext)
 	if err := firstErr(cardErr, cvvErr); err != nil {
+		return nil, err
+	}
+	if err := gate(); err != nil {
 		return nil, err
 	}
 
@@ -535,7 +550,7 @@ func (v *Vault) detokenizeCard(ctx context.Context, merchant, token string, rec 
 	return s, nil
 }
 
-func (v *Vault) detokenizeWallet(ctx context.Context, merchant, token string, rec *record, st stored, mctx, aad []byte) (*Secret, error) {
+func (v *Vault) detokenizeWallet(ctx context.Context, merchant, token string, rec *record, st stored, mctx, aad []byte, gate func() error) (*Secret, error) {
 	r, err := v.transit.Decrypt(ctx, KeyCard, []DecryptItem{{Ciphertext: rec.Ciphertext, Context: mctx, AAD: aad}})
 	res, err := one(r, err, decErr)
 	defer wipe(res.Plaintext)
@@ -545,6 +560,9 @@ func (v *Vault) detokenizeWallet(ctx context.Context, merchant, token string, re
 	p, ok := decodeWallet(res.Plaintext)
 	if !ok || card.Network(p.network) != rec.Network {
 		return nil, ErrIntegrity
+	}
+	if err := gate(); err != nil {
+		return nil, err
 	}
 	// Consume after decrypting: an outage does not burn the token, and
 	// only the caller whose GETDEL returns the record gets the payload.

@@ -182,13 +182,15 @@ func serve(ctx context.Context, args []string) error {
 	}
 	var audit proxy.Auditor
 	if cfg.Audit == "stdout" {
-		audit = proxy.NewJSONLAudit(os.Stdout, pol.Hash)
+		a := proxy.NewJSONLAudit(os.Stdout, pol.Hash)
+		defer a.Flush() // queued outcome records, once the listeners have stopped
+		audit = a
 	} else {
 		a, f, err := proxy.OpenAuditFile(cfg.Audit, pol.Hash)
 		if err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
-		defer f.Close()
+		defer f.Close() // flushes queued outcome records first
 		audit = a
 	}
 	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log, Audit: audit, Limiter: proxy.NewLimiter(limits(cfg)),
