@@ -47,8 +47,10 @@ type Auditor interface {
 var errAuditUnavailable = newError(http.StatusServiceUnavailable, "audit_unavailable", "the audit trail cannot be written; nothing was done")
 
 // JSONLAudit writes one JSON object per line to w and calls Sync when w has it (an
-// *os.File: fsync). Write returns once its own record is written and synced; Enqueue
-// adds its record to the next batch without waiting, and Flush waits for every batch.
+// *os.File: fsync). Write returns once its own record is written and synced. Enqueue
+// adds its record to the next batch without waiting; that batch is written by the next
+// Write or at most enqueueLag later, so an outcome record usually shares the fsync of a
+// later request's attempt record. Flush writes and waits for every batch.
 // Concurrent writers share the writes and syncs (group commit): while one batch is
 // being written and synced, the records that arrive wait together for the next one, so
 // under load one fsync covers many records instead of each waiting for all before it.
@@ -61,7 +63,12 @@ type JSONLAudit struct {
 	next       *auditBatch // what the writers of the pending records wait for
 	inflight   *auditBatch // the batch being written
 	spare      []byte      // the previous batch's buffer, reused
+	armed      bool        // a timer will write what Enqueue queued
 }
+
+// enqueueLag bounds how long a queued record waits for a write to ride along with:
+// the most a crash can lose of the outcome records (never of an attempt record).
+const enqueueLag = 5 * time.Millisecond
 
 // auditBatch is one write+sync of several records; err is set before done closes.
 type auditBatch struct {
@@ -114,8 +121,8 @@ func (a *JSONLAudit) Write(rec AuditRecord) error {
 	return batch.err
 }
 
-// Enqueue implements Auditor: the record is written by a goroutine of its own (or the
-// one already writing), so the caller's connection is free for its next request.
+// Enqueue implements Auditor: the record goes out with the next batch, written by
+// another goroutine, so the caller's connection is free for its next request.
 func (a *JSONLAudit) Enqueue(rec AuditRecord, failed func(error)) {
 	b, err := a.line(rec)
 	if err != nil {
@@ -129,9 +136,14 @@ func (a *JSONLAudit) Enqueue(rec AuditRecord, failed func(error)) {
 	if failed != nil {
 		batch.failed = append(batch.failed, failed)
 	}
-	if !a.busy {
-		a.busy = true
-		go a.drain()
+	if !a.busy && !a.armed {
+		a.armed = true
+		time.AfterFunc(enqueueLag, func() {
+			a.mu.Lock()
+			a.armed = false
+			a.mu.Unlock()
+			a.Flush()
+		})
 	}
 	a.mu.Unlock()
 }
@@ -142,6 +154,9 @@ func (a *JSONLAudit) Flush() {
 	batch := a.next
 	if batch == nil {
 		batch = a.inflight
+	} else if !a.busy {
+		a.busy = true
+		go a.drain()
 	}
 	a.mu.Unlock()
 	if batch != nil {

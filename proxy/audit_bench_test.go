@@ -31,6 +31,12 @@ func (s *syncCounter) Write(b []byte) (int, error) {
 	return s.buf.Write(b)
 }
 
+func (s *syncCounter) contains(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Contains(s.buf.Bytes(), []byte(sub))
+}
+
 func (s *syncCounter) Sync() error {
 	s.syncs.Add(1)
 	time.Sleep(s.delay)
@@ -96,6 +102,24 @@ func TestJSONLAuditEnqueueFlushAndFailure(t *testing.T) {
 	}
 	if s := sink.syncs.Load(); s < 1 {
 		t.Fatal("queued records were never synced")
+	}
+
+	// A queued record goes out on its own within enqueueLag, or with the next Write.
+	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_lag"}, nil)
+	deadline := time.Now().Add(time.Second)
+	for !sink.contains(`"req_lag"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("a queued record was not written without Flush")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := sink.syncs.Load()
+	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_outcome"}, nil)
+	if err := a.Write(AuditRecord{Event: "detokenize", RequestID: "req_attempt"}); err != nil {
+		t.Fatal(err)
+	}
+	if !sink.contains(`"req_outcome"`) || sink.syncs.Load() != before+1 {
+		t.Fatalf("the queued record did not share the next Write's sync (%d syncs)", sink.syncs.Load()-before)
 	}
 
 	sink.failed.Store(true)
