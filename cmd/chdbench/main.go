@@ -65,6 +65,7 @@ type options struct {
 	only        string
 	inProcess   bool
 	cpuProfile  string
+	rates       []float64
 }
 
 func main() {
@@ -74,6 +75,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up of each phase")
 	flag.DurationVar(&o.dur, "duration", 6*time.Second, "measured time of each phase")
 	flag.StringVar(&concs, "concurrency", "1,16,64,256", "comma-separated concurrencies")
+	rates := flag.String("rates", "", "comma-separated fixed forward rates in req/s (default: a quarter and half of chdproxy's best)")
 	flag.StringVar(&o.chdproxyBin, "chdproxy", "", "chdproxy binary (default: go build it)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, configs, audit trail)")
 	flag.StringVar(&o.only, "only", "", "run only \"tokenize\" or \"forward\"")
@@ -87,6 +89,17 @@ func main() {
 			os.Exit(2)
 		}
 		o.concs = append(o.concs, n)
+	}
+	for _, s := range strings.Split(*rates, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil || n < 1 {
+			fmt.Fprintln(os.Stderr, "chdbench: bad -rates")
+			os.Exit(2)
+		}
+		o.rates = append(o.rates, n)
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chdbench:", err)
@@ -219,8 +232,13 @@ func run(o options) error {
 		}
 		// Fixed arrival rates, a quarter ("moderate load") and half of what
 		// chdproxy forwarded at best, rounded down to 25 req/s.
+		rates := o.rates
 		for _, frac := range fixedRates {
-			rate := max(25, float64(int(best*frac/25)*25))
+			if len(o.rates) == 0 {
+				rates = append(rates, max(25, float64(int(best*frac/25)*25)))
+			}
+		}
+		for _, rate := range rates {
 			rep.Rows = append(rep.Rows, b.forward(pathDirect, openLoopWorkers, rate, 0))
 			rep.Rows = append(rep.Rows, b.forward(pathChdproxy, openLoopWorkers, rate, rate))
 		}
