@@ -160,9 +160,15 @@ merchants:
 	if status, body := call(http.MethodPost, "http://"+forward+"/check", "Basic dGVzdDpxd2VydHk=", fwd, map[string]string{"order_id": "serve-1"}); status != http.StatusOK || body["status"] != 2.0 {
 		t.Fatalf("check: got %d %v, want 200 with status 2", status, body)
 	}
-	audit, err := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
+	// Outcome records are queued: they reach the file within a few milliseconds.
+	var audit []byte
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if audit, err = os.ReadFile(filepath.Join(dir, "audit.jsonl")); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Count(audit, []byte(`"event":"passthrough"`)) > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	for _, event := range []string{`"event":"tokenize"`, `"event":"detokenize"`, `"event":"inject"`} {
 		if !bytes.Contains(audit, []byte(event)) {
