@@ -467,10 +467,7 @@ func testCopiedCiphertext(t *testing.T, newEnv newEnvFunc) {
 
 func testOtherMerchant(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{})
-	c, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
-	noErr(t, err, "TokenizeCard")
-	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
-	noErr(t, err, "TokenizeWallet")
+	c, w := cardAndWallet(t, e)
 	unknown, _ := newToken()
 
 	for _, tok := range []string{c.Token, w.Token, unknown} {
@@ -831,14 +828,11 @@ func testRedisDown(t *testing.T, newEnv newEnvFunc) {
 
 func testTransitDown(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{dedicated: true, ownTransit: true})
-	c, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
-	noErr(t, err, "TokenizeCard")
-	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
-	noErr(t, err, "TokenizeWallet")
+	c, w := cardAndWallet(t, e)
 	before := len(scanAll(t, e.rdb, "*"))
 	e.sealTransit()
 
-	_, err = e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
+	_, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
 	wantErr(t, err, ErrUnavailable, "TokenizeCard with transit down")
 	_, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindGooglePay))
 	wantErr(t, err, ErrUnavailable, "TokenizeWallet with transit down")
@@ -942,15 +936,12 @@ func testInvalidInput(t *testing.T, newEnv newEnvFunc) {
 
 func testDetokenizeGate(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{})
-	c, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
-	noErr(t, err, "TokenizeCard")
-	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
-	noErr(t, err, "TokenizeWallet")
+	c, w := cardAndWallet(t, e)
 	refused := errors.New("no audit record")
 	wantCVV := func(Metadata) (bool, error) { return true, nil }
 	gateRan := false
 
-	_, err = e.v.DetokenizeIf(bg, "m_alpha", c.Token, func(Metadata) (bool, error) { return true, refused },
+	_, err := e.v.DetokenizeIf(bg, "m_alpha", c.Token, func(Metadata) (bool, error) { return true, refused },
 		func() error { gateRan = true; return nil })
 	wantErr(t, err, refused, "DetokenizeIf with a refusing check")
 	if gateRan {
@@ -976,4 +967,14 @@ func testDetokenizeGate(t *testing.T, newEnv newEnvFunc) {
 	if !gateRan || s.CVV.IsZero() {
 		t.Fatalf("gate ran %v, CVV present %v: want both", gateRan, !s.CVV.IsZero())
 	}
+}
+
+// cardAndWallet tokenizes a Visa card with its CVV and an Apple Pay DPAN for m_alpha.
+func cardAndWallet(t *testing.T, e *env) (card, wallet Metadata) {
+	t.Helper()
+	card, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
+	noErr(t, err, "TokenizeCard")
+	wallet, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+	noErr(t, err, "TokenizeWallet")
+	return card, wallet
 }
