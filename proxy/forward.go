@@ -182,10 +182,10 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 	return f.send(w, r, up, route.Path, out)
 }
 
-// detokenize checks the token against the route and the body, decrypts the token and
-// writes, meanwhile, the audit record that must exist before its card data is used. It returns the
-// route's injections for the token's kind and whether the CVV was asked for (and so
-// consumed).
+// detokenize checks the token against the route and the body, then decrypts the token
+// while writing the audit record that must exist before its card data is used. It
+// returns the route's injections for the token's kind and whether the CVV was asked for
+// (and so consumed).
 func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, fields []jsonField, token string, up policy.Upstream) (*vault.Secret, []policy.Injection, bool, error) {
 	ctx, done, err := f.vaultCall(r.Context())
 	if err != nil {
