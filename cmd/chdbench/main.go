@@ -233,8 +233,8 @@ func run(o options) error {
 		// Fixed arrival rates, a quarter ("moderate load") and half of what
 		// chdproxy forwarded at best, rounded down to 25 req/s.
 		rates := o.rates
-		for _, frac := range fixedRates {
-			if len(o.rates) == 0 {
+		if len(rates) == 0 {
+			for _, frac := range fixedRates {
 				rates = append(rates, max(25, float64(int(best*frac/25)*25)))
 			}
 		}
