@@ -47,8 +47,8 @@ func (c CVV) IsZero() bool { return c.d == nil }
 // caller may wipe it. Call it only at the Vault and injection boundaries.
 func (c CVV) Reveal() []byte { return c.d.reveal() }
 
-// Equal reports whether c and o hold the same digits, in constant time.
-func (c CVV) Equal(o CVV) bool {
+// equal reports whether c and o hold the same digits, in constant time.
+func (c CVV) equal(o CVV) bool {
 	if c.d == nil || o.d == nil {
 		return c.d == o.d
 	}

@@ -62,7 +62,7 @@ func TestCVVFromBytes(t *testing.T) {
 	if (CVV{}).Reveal() != nil {
 		t.Fatal("the zero CVV must reveal nil")
 	}
-	if !c.Equal(CVVFromBytes([]byte("012"))) || c.Equal(CVVFromBytes([]byte("013"))) {
-		t.Fatal("Equal must compare the digits")
+	if !c.equal(CVVFromBytes([]byte("012"))) || c.equal(CVVFromBytes([]byte("013"))) {
+		t.Fatal("equal must compare the digits")
 	}
 }

@@ -82,9 +82,9 @@ func (d DPAN) IsZero() bool { return d.d == nil }
 // the zero DPAN). Call it only at the Vault and injection boundaries.
 func (d DPAN) Reveal() []byte { return d.d.reveal() }
 
-// Equal reports whether d and o hold the same text, in constant time for
+// equal reports whether d and o hold the same text, in constant time for
 // equal lengths.
-func (d DPAN) Equal(o DPAN) bool {
+func (d DPAN) equal(o DPAN) bool {
 	if d.d == nil || o.d == nil {
 		return d.d == o.d
 	}

@@ -44,7 +44,7 @@ func ParseExpiry(month, year string, now time.Time) (Expiry, error) {
 	if y > now.Year()+maxYearsAhead {
 		return Expiry{}, ErrExpYear
 	}
-	if e.Expired(now) {
+	if e.expired(now) {
 		return Expiry{}, ErrExpired
 	}
 	return e, nil
@@ -67,12 +67,12 @@ func digitsValue(s string, minLen, maxLen int) (int, bool) {
 	return v, true
 }
 
-// IsZero reports whether e is the zero Expiry.
-func (e Expiry) IsZero() bool { return e == Expiry{} }
+// isZero reports whether e is the zero Expiry.
+func (e Expiry) isZero() bool { return e == Expiry{} }
 
-// Expired reports whether the card has expired at now: now is after the last
+// expired reports whether the card has expired at now: now is after the last
 // day of the expiry month, in now's location.
-func (e Expiry) Expired(now time.Time) bool {
+func (e Expiry) expired(now time.Time) bool {
 	ny, nm := now.Year(), int(now.Month())
 	return e.Year < ny || (e.Year == ny && e.Month < nm)
 }

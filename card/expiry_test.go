@@ -102,10 +102,10 @@ func TestExpiryStrings(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
 		}
 	}
-	if !(Expiry{}).IsZero() || e.IsZero() {
-		t.Error("IsZero must hold for the zero Expiry only")
+	if !(Expiry{}).isZero() || e.isZero() {
+		t.Error("isZero must hold for the zero Expiry only")
 	}
-	if !e.Expired(expiryNow) || (Expiry{6, 2025}).Expired(expiryNow) {
-		t.Error("Expired must agree with ParseExpiry")
+	if !e.expired(expiryNow) || (Expiry{6, 2025}).expired(expiryNow) {
+		t.Error("expired must agree with ParseExpiry")
 	}
 }

@@ -84,7 +84,7 @@ func FuzzParsePAN(f *testing.F) {
 				t.Fatal("got a non-ASCII-digit byte")
 			}
 		}
-		if !Luhn(d) {
+		if !luhn(d) {
 			t.Fatal("got a PAN that fails Luhn")
 		}
 		if string(d) != strings.NewReplacer(" ", "", "-", "").Replace(s) {
@@ -94,16 +94,16 @@ func FuzzParsePAN(f *testing.F) {
 			t.Fatal("got a PAN with no brand")
 		}
 		q, err := PANFromDigits(d)
-		if err != nil || !q.Equal(p) || q.Brand() != p.Brand() {
+		if err != nil || !q.equal(p) || q.Brand() != p.Brand() {
 			t.Fatalf("PANFromDigits disagrees: %v", err)
 		}
 		if !strings.HasPrefix(string(d), p.BIN()) || !strings.HasSuffix(string(d), p.Last4()) {
 			t.Fatal("BIN or Last4 is not part of the PAN")
 		}
-		m := Mask(p, true)
-		if len(m) != len(d) || m[:6] != p.BIN6() || m[len(m)-4:] != p.Last4() ||
+		m := mask(p, true)
+		if len(m) != len(d) || m[:6] != p.bin6() || m[len(m)-4:] != p.Last4() ||
 			strings.Trim(m[6:len(m)-4], "*") != "" {
-			t.Fatal("Mask shows more than first 6 and last 4")
+			t.Fatal("mask shows more than first 6 and last 4")
 		}
 	})
 }
@@ -119,7 +119,7 @@ func FuzzParseExpiry(f *testing.F) {
 		e, err := ParseExpiry(month, year, now)
 		if err != nil {
 			checkErr(t, err)
-			if !e.IsZero() {
+			if !e.isZero() {
 				t.Fatal("got an Expiry with an error")
 			}
 			return
@@ -130,7 +130,7 @@ func FuzzParseExpiry(f *testing.F) {
 		if e.Year < 2000 || e.Year > now.Year()+20 {
 			t.Fatalf("got year %d at %d", e.Year, now.Year())
 		}
-		if e.Expired(now) {
+		if e.expired(now) {
 			t.Fatal("accepted an expired card")
 		}
 		again, err := ParseExpiry(e.MonthString(), e.YearString(), now)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/chdproxy/chdproxy/internal/testcards"
 )
 
 type holderCase struct {
@@ -32,7 +34,7 @@ var holderCases = []holderCase{
 	{name: "an empty name is invalid", in: "", err: ErrHolder},
 	{name: "only spaces are invalid", in: "   ", err: ErrHolder},
 	{name: "only punctuation is invalid", in: ". - '", err: ErrHolder},
-	{name: "a pasted PAN is invalid", in: "4012000000003010", err: ErrHolder},
+	{name: "a pasted PAN is invalid", in: testcards.Success, err: ErrHolder},
 	{name: "a pasted PAN with spaces is invalid", in: "4012 0000 0000 3010", err: ErrHolder},
 	{name: "a name with 4 digits is invalid", in: "John 4012", err: ErrHolder},
 	{name: "a name with one digit is invalid", in: "John Doe 3", err: ErrHolder},

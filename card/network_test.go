@@ -3,6 +3,8 @@ package card
 import (
 	"errors"
 	"testing"
+
+	"github.com/chdproxy/chdproxy/internal/testcards"
 )
 
 func TestParseNetwork(t *testing.T) {
@@ -37,7 +39,7 @@ func TestParseNetwork(t *testing.T) {
 		{"fullwidth letters are invalid", "ＶＩＳＡ", "", ErrNetwork},
 		{"a long s that folds to s is invalid", "viſa", "", ErrNetwork},
 		{"a Cyrillic lookalike is invalid", "mіr", "", ErrNetwork},
-		{"a PAN is invalid", "4012000000003010", "", ErrNetwork},
+		{"a PAN is invalid", testcards.Success, "", ErrNetwork},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,10 +13,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/chdproxy/chdproxy/internal/testcards"
 )
 
 // leakPANs are the PANs the leak test prints, in every brand length.
-var leakPANs = []string{"4003830171874018", "4012000000003010", "378282246310005", "36227206271667", "4111111111111111110"}
+var leakPANs = []string{"4003830171874018", testcards.Success, "378282246310005", "36227206271667", "4111111111111111110"}
 
 const (
 	leakCVV    = "737"
@@ -228,7 +230,7 @@ func TestNothingPrintsCardData(t *testing.T) {
 }
 
 func TestPlaceholders(t *testing.T) {
-	p, _ := ParsePAN("4012000000003010")
+	p, _ := ParsePAN(testcards.Success)
 	c, _ := ParseCVV("737", Visa)
 	h, _ := ParseHolder("Jane Cardholder")
 	d, _ := ParseDPAN(applePayDPAN)

@@ -91,7 +91,7 @@ func validatePAN(d []byte) (PAN, error) {
 	if r.lengths&(1<<len(d)) == 0 {
 		return PAN{}, ErrNumberLength
 	}
-	if !Luhn(d) {
+	if !luhn(d) {
 		return PAN{}, ErrNumberChecksum
 	}
 	return PAN{d: newSecret(d)}, nil
@@ -104,9 +104,9 @@ func (p PAN) IsZero() bool { return p.d == nil }
 // caller may wipe it. Call it only at the Vault and injection boundaries.
 func (p PAN) Reveal() []byte { return p.d.reveal() }
 
-// Equal reports whether p and q hold the same digits, in constant time for
+// equal reports whether p and q hold the same digits, in constant time for
 // equal lengths. Two zero PANs are equal.
-func (p PAN) Equal(q PAN) bool {
+func (p PAN) equal(q PAN) bool {
 	if p.d == nil || q.d == nil {
 		return p.d == q.d
 	}
@@ -124,8 +124,8 @@ func (p PAN) Brand() Brand {
 	return ""
 }
 
-// Len returns the number of digits (0 for the zero PAN).
-func (p PAN) Len() int {
+// numDigits returns the number of digits (0 for the zero PAN).
+func (p PAN) numDigits() int {
 	if p.d == nil {
 		return 0
 	}
@@ -145,8 +145,8 @@ func (p PAN) BIN() string {
 	return string((*p.d)[:6])
 }
 
-// BIN6 returns the first 6 digits ("" for the zero PAN).
-func (p PAN) BIN6() string {
+// bin6 returns the first 6 digits ("" for the zero PAN).
+func (p PAN) bin6() string {
 	if p.d == nil {
 		return ""
 	}
@@ -179,9 +179,9 @@ func (PAN) MarshalText() ([]byte, error) { return []byte("[PAN]"), nil }
 // LogValue returns "[PAN]" for log/slog.
 func (PAN) LogValue() slog.Value { return slog.StringValue("[PAN]") }
 
-// Luhn reports whether digits, ASCII 0-9 only, end in a correct Luhn (mod 10)
+// luhn reports whether digits, ASCII 0-9 only, end in a correct Luhn (mod 10)
 // check digit. It is false for empty input or any non-digit byte.
-func Luhn(digits []byte) bool {
+func luhn(digits []byte) bool {
 	if len(digits) == 0 {
 		return false
 	}
@@ -205,11 +205,11 @@ func Luhn(digits []byte) bool {
 	return sum%10 == 0
 }
 
-// Mask returns the PAN with every digit but the last 4 replaced by '*', and
+// mask returns the PAN with every digit but the last 4 replaced by '*', and
 // with the first 6 kept too when keepBIN: "401200******3010" or
 // "************3010". It keeps 6, not BIN's 8, so a masked PAN shows no more
 // than first 6 / last 4 whatever its length. The zero PAN masks to "".
-func Mask(pan PAN, keepBIN bool) string {
+func mask(pan PAN, keepBIN bool) string {
 	if pan.d == nil {
 		return ""
 	}

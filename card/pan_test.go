@@ -4,13 +4,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/chdproxy/chdproxy/internal/testcards"
 )
 
 // luhnPAN returns a Luhn-valid PAN of n digits: prefix, zeros, check digit.
 func luhnPAN(prefix string, n int) string {
 	body := prefix + strings.Repeat("0", n-1-len(prefix))
 	for c := byte('0'); c <= '9'; c++ {
-		if s := body + string(c); Luhn([]byte(s)) {
+		if s := body + string(c); luhn([]byte(s)) {
 			return s
 		}
 	}
@@ -29,7 +31,7 @@ type panCase struct {
 // panCases are the ParsePAN table; they also seed FuzzParsePAN.
 var panCases = []panCase{
 	// Each brand, with the test PANs of the schemes and gateways.
-	{name: "a Visa test card is accepted", in: "4012000000003010", brand: Visa, bin: "40120000", last4: "3010"},
+	{name: "a Visa test card is accepted", in: testcards.Success, brand: Visa, bin: "40120000", last4: "3010"},
 	{name: "another Visa test card is accepted", in: "4003830171874018", brand: Visa, bin: "40038301", last4: "4018"},
 	{name: "a 13-digit Visa has a 6-digit BIN", in: "4222222222222", brand: Visa, bin: "422222", last4: "2222"},
 	{name: "a 19-digit Visa is accepted", in: "4111111111111111110", brand: Visa, bin: "41111111", last4: "1110"},
@@ -76,20 +78,20 @@ var panCases = []panCase{
 	{name: "a lone space is a format error", in: " ", err: ErrNumberFormat},
 	{name: "a double space is a format error", in: "4012  0000 0000 3010", err: ErrNumberFormat},
 	{name: "a double dash is a format error", in: "4012--0000-0000-3010", err: ErrNumberFormat},
-	{name: "a leading space is a format error", in: " 4012000000003010", err: ErrNumberFormat},
-	{name: "a trailing space is a format error", in: "4012000000003010 ", err: ErrNumberFormat},
-	{name: "a leading dash (a negative number) is a format error", in: "-4012000000003010", err: ErrNumberFormat},
-	{name: "a trailing dash is a format error", in: "4012000000003010-", err: ErrNumberFormat},
+	{name: "a leading space is a format error", in: " " + testcards.Success, err: ErrNumberFormat},
+	{name: "a trailing space is a format error", in: testcards.Success + " ", err: ErrNumberFormat},
+	{name: "a leading dash (a negative number) is a format error", in: "-" + testcards.Success, err: ErrNumberFormat},
+	{name: "a trailing dash is a format error", in: testcards.Success + "-", err: ErrNumberFormat},
 	{name: "mixing spaces and dashes is a format error", in: "4012-0000 0000-3010", err: ErrNumberFormat},
 	{name: "a space next to a dash is a format error", in: "4012 -0000-0000-3010", err: ErrNumberFormat},
 	{name: "a tab is a format error", in: "4012\t0000\t0000\t3010", err: ErrNumberFormat},
-	{name: "a trailing newline is a format error", in: "4012000000003010\n", err: ErrNumberFormat},
+	{name: "a trailing newline is a format error", in: testcards.Success + "\n", err: ErrNumberFormat},
 	{name: "dots are a format error", in: "4012.0000.0000.3010", err: ErrNumberFormat},
 	{name: "a letter O for a zero is a format error", in: "401200000000301O", err: ErrNumberFormat},
-	{name: "a plus sign is a format error", in: "+4012000000003010", err: ErrNumberFormat},
+	{name: "a plus sign is a format error", in: "+" + testcards.Success, err: ErrNumberFormat},
 	{name: "a number in exponent form is a format error", in: "4.01200000000301e15", err: ErrNumberFormat},
-	{name: "a hex literal is a format error", in: "0x4012000000003010", err: ErrNumberFormat},
-	{name: "a NUL byte is a format error", in: "4012000000003010\x00", err: ErrNumberFormat},
+	{name: "a hex literal is a format error", in: "0x" + testcards.Success, err: ErrNumberFormat},
+	{name: "a NUL byte is a format error", in: testcards.Success + "\x00", err: ErrNumberFormat},
 	{name: "fullwidth digits are a format error", in: "４０１２０００００００００３０１０", err: ErrNumberFormat},
 	{name: "Arabic-Indic digits are a format error", in: "٤٠١٢٠٠٠٠٠٠٠٠٣٠١٠", err: ErrNumberFormat},
 	{name: "one fullwidth digit among ASCII ones is a format error", in: "401200000000301０", err: ErrNumberFormat},
@@ -98,7 +100,7 @@ var panCases = []panCase{
 	// Lengths.
 	{name: "11 digits is a length error", in: "40120000003", err: ErrNumberLength},
 	{name: "20 digits is a length error", in: luhnPAN("4", 20), err: ErrNumberLength},
-	{name: "40 digits is a length error", in: strings.Repeat("4012000000003010", 2) + "40120000", err: ErrNumberLength},
+	{name: "40 digits is a length error", in: strings.Repeat(testcards.Success, 2) + "40120000", err: ErrNumberLength},
 	{name: "a 14-digit Visa is a length error", in: luhnPAN("4", 14), err: ErrNumberLength},
 	{name: "a 15-digit Visa is a length error", in: luhnPAN("4", 15), err: ErrNumberLength},
 	{name: "a 12-digit Visa is a length error", in: luhnPAN("4", 12), err: ErrNumberLength},
@@ -156,16 +158,16 @@ func TestParsePAN(t *testing.T) {
 			if got := p.Brand(); got != tc.brand {
 				t.Errorf("Brand: got %q, want %q", got, tc.brand)
 			}
-			if got := p.Len(); got != len(want) {
-				t.Errorf("Len: got %d, want %d", got, len(want))
+			if got := p.numDigits(); got != len(want) {
+				t.Errorf("numDigits: got %d, want %d", got, len(want))
 			}
 			if tc.bin != "" {
 				if got := p.BIN(); got != tc.bin {
 					t.Errorf("BIN: got %q, want %q", got, tc.bin)
 				}
 			}
-			if got := p.BIN6(); got != want[:6] {
-				t.Errorf("BIN6: got %q, want %q", got, want[:6])
+			if got := p.bin6(); got != want[:6] {
+				t.Errorf("bin6: got %q, want %q", got, want[:6])
 			}
 			if tc.last4 != "" {
 				if got := p.Last4(); got != tc.last4 {
@@ -213,7 +215,7 @@ func TestPANFromDigits(t *testing.T) {
 		in   string
 		err  error
 	}{
-		{"bare digits are accepted", "4012000000003010", nil},
+		{"bare digits are accepted", testcards.Success, nil},
 		{"an Amex is accepted", "378282246310005", nil},
 		{"spaces are refused, unlike ParsePAN", "4012 0000 0000 3010", ErrNumberFormat},
 		{"dashes are refused", "4012-0000-0000-3010", ErrNumberFormat},
@@ -242,13 +244,13 @@ func TestPANFromDigits(t *testing.T) {
 }
 
 func TestRevealReturnsACopy(t *testing.T) {
-	p, err := ParsePAN("4012000000003010")
+	p, err := ParsePAN(testcards.Success)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := p.Reveal()
 	clear(b)
-	if got := string(p.Reveal()); got != "4012000000003010" {
+	if got := string(p.Reveal()); got != testcards.Success {
 		t.Fatalf("got %q after wiping a revealed copy, want the PAN unchanged", got)
 	}
 }
@@ -256,7 +258,7 @@ func TestRevealReturnsACopy(t *testing.T) {
 func TestZeroPAN(t *testing.T) {
 	var p PAN
 	if !p.IsZero() || p.Reveal() != nil || p.Brand() != "" || p.BIN() != "" ||
-		p.BIN6() != "" || p.Last4() != "" || p.Len() != 0 || Mask(p, true) != "" {
+		p.bin6() != "" || p.Last4() != "" || p.numDigits() != 0 || mask(p, true) != "" {
 		t.Fatal("the zero PAN must report nothing")
 	}
 	if p.String() != "[PAN]" {
@@ -265,14 +267,14 @@ func TestZeroPAN(t *testing.T) {
 }
 
 func TestPANEqual(t *testing.T) {
-	a, _ := ParsePAN("4012000000003010")
+	a, _ := ParsePAN(testcards.Success)
 	b, _ := ParsePAN("4012 0000 0000 3010")
 	c, _ := ParsePAN("4003830171874018")
-	if !a.Equal(b) {
-		t.Error("the same digits with and without spaces must be Equal")
+	if !a.equal(b) {
+		t.Error("the same digits with and without spaces must be equal")
 	}
-	if a.Equal(c) || a.Equal(PAN{}) || !(PAN{}).Equal(PAN{}) {
-		t.Error("Equal must tell different PANs and the zero PAN apart")
+	if a.equal(c) || a.equal(PAN{}) || !(PAN{}).equal(PAN{}) {
+		t.Error("equal must tell different PANs and the zero PAN apart")
 	}
 }
 
@@ -283,8 +285,8 @@ func TestMask(t *testing.T) {
 		keepBIN bool
 		want    string
 	}{
-		{"a 16-digit PAN keeps first 6 and last 4", "4012000000003010", true, "401200******3010"},
-		{"a 16-digit PAN keeps only last 4", "4012000000003010", false, "************3010"},
+		{"a 16-digit PAN keeps first 6 and last 4", testcards.Success, true, "401200******3010"},
+		{"a 16-digit PAN keeps only last 4", testcards.Success, false, "************3010"},
 		{"a 15-digit Amex keeps first 6 and last 4", "378282246310005", true, "378282*****0005"},
 		{"a 14-digit Diners keeps only last 4", "36227206271667", false, "**********1667"},
 		{"a 12-digit Maestro keeps first 6 and last 4", luhnPAN("50", 12), true, "500000**000" + luhnPAN("50", 12)[11:]},
@@ -296,7 +298,7 @@ func TestMask(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := Mask(p, tc.keepBIN); got != tc.want {
+			if got := mask(p, tc.keepBIN); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
@@ -309,7 +311,7 @@ func TestLuhn(t *testing.T) {
 		in   string
 		want bool
 	}{
-		{"a valid Visa passes", "4012000000003010", true},
+		{"a valid Visa passes", testcards.Success, true},
 		{"a valid Amex passes", "378282246310005", true},
 		{"a valid Diners passes", "36227206271667", true},
 		{"a single zero passes", "0", true},
@@ -321,7 +323,7 @@ func TestLuhn(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Luhn([]byte(tc.in)); got != tc.want {
+			if got := luhn([]byte(tc.in)); got != tc.want {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,15 +16,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Decode parses a policy and checks it against the schema only: YAML syntax,
+// decode parses a policy and checks it against the schema only: YAML syntax,
 // unknown, duplicate and missing keys, value types, anchors and aliases.
-// It never stops at the first problem. The returned policy is never nil; with
-// problems it is partial (usable by Lint and Explain, not by the proxy).
-// Defaults filled in: a route or passthrough without `method` gets POST; an
-// inject entry without `kinds` gets its route's kinds; without `location`,
-// "body" (or the field's "query:"/"header:"/"body:" prefix, which is removed
-// from Field).
-func Decode(b []byte) (*Policy, []Problem) {
+// It never stops at the first problem, so that one run lists them all. The
+// returned policy is never nil; with problems it is partial (usable by lint
+// and Explain, not by the proxy). Defaults filled in: a route or passthrough
+// without `method` gets POST; an inject entry without `kinds` gets its
+// route's kinds.
+func decode(b []byte) (*Policy, []Problem) {
 	sum := sha256.Sum256(b)
 	p := &Policy{
 		Hash:      hex.EncodeToString(sum[:]),
@@ -69,12 +69,12 @@ type field struct {
 }
 
 // add records a problem that leaves the value usable (unknown or duplicate
-// key, anchor): Lint still checks the value.
+// key, anchor): lint still checks the value.
 func (d *decoder) add(line int, path, format string, args ...any) {
 	d.problems = append(d.problems, Problem{Line: line, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
-// fail records a problem that leaves the value at path unknown: Lint stays
+// fail records a problem that leaves the value at path unknown: lint stays
 // quiet about path and everything below it.
 func (d *decoder) fail(line int, path, format string, args ...any) {
 	d.add(line, path, format, args...)
@@ -383,17 +383,6 @@ func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	return v, true
 }
 
-// strList decodes a list of strings. A bad item is kept as "" so indexes
-// match the file.
-func (d *decoder) strList(n *yaml.Node, path string) []string {
-	out := []string{}
-	d.list(n, path, func(c *yaml.Node, ip string) {
-		s, _ := d.str(c, ip)
-		out = append(out, s)
-	})
-	return out
-}
-
 func (d *decoder) strField(dst *string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		if s, ok := d.str(n, path); ok {
@@ -418,8 +407,18 @@ func (d *decoder) durationField(dst *time.Duration) func(*yaml.Node, string) {
 	}
 }
 
-func (d *decoder) stringsField(dst *[]string) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) { *dst = d.strList(n, path) }
+// stringsField decodes a list of strings (or of a string type, such as
+// token.Kind). A bad item is kept as "" so indexes match the file. It is not
+// a method because methods cannot have type parameters.
+func stringsField[S ~string](d *decoder, dst *[]S) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		out := []S{}
+		d.list(n, path, func(c *yaml.Node, ip string) {
+			s, _ := d.str(c, ip)
+			out = append(out, S(s))
+		})
+		*dst = out
+	}
 }
 
 func (d *decoder) upstreams(n *yaml.Node, path string) {
@@ -446,7 +445,7 @@ func (d *decoder) routes(n *yaml.Node, path string) {
 			{"path", true, d.strField(&r.Path)},
 			{"upstream", true, d.strField(&r.Upstream)},
 			{"payment", false, d.boolField(&r.Payment)},
-			{"kinds", true, d.stringsField(&r.AllowedKinds)},
+			{"kinds", true, stringsField(d, &r.AllowedKinds)},
 			{"payment_method_field", false, d.strField(&r.PaymentMethodField)},
 			{"inject", true, func(n *yaml.Node, path string) {
 				d.list(n, path, func(c *yaml.Node, ip string) {
@@ -461,7 +460,7 @@ func (d *decoder) routes(n *yaml.Node, path string) {
 		}
 		for i := range r.Inject {
 			if !kindsGiven[i] {
-				r.Inject[i].Kinds = append([]string(nil), r.AllowedKinds...)
+				r.Inject[i].Kinds = slices.Clone(r.AllowedKinds)
 				if kp := child(rp, "kinds"); !present["kinds"] || d.p.quiet(kp) {
 					// Already reported as the route's missing kinds.
 					d.p.broken = append(d.p.broken, child(item(child(rp, "inject"), i), "kinds"))
@@ -477,22 +476,8 @@ func (d *decoder) injection(n *yaml.Node, ip string) (in Injection, kindsGiven b
 	present := d.object(n, ip, []field{
 		{"field", true, d.strField(&in.Field)},
 		{"attribute", true, d.strField(&in.Attribute)},
-		{"kinds", false, d.stringsField(&in.Kinds)},
-		{"location", false, d.strField(&in.Location)},
+		{"kinds", false, stringsField(d, &in.Kinds)},
 	})
-	if prefix, name, ok := strings.Cut(in.Field, ":"); ok {
-		in.Field = name
-		switch {
-		case !present["location"]:
-			in.Location = prefix
-		case in.Location != prefix:
-			d.fail(d.p.lines[child(ip, "field")], child(ip, "location"),
-				"location given twice: %q as the field's prefix and %q as location", prefix, in.Location)
-		}
-	}
-	if in.Location == "" && !present["location"] {
-		in.Location = LocationBody
-	}
 	return in, present["kinds"]
 }
 
@@ -530,7 +515,7 @@ func (d *decoder) logging(n *yaml.Node, path string) {
 func (d *decoder) redaction(n *yaml.Node, path string) {
 	r := &d.p.Redaction
 	d.object(n, path, []field{
-		{"fields", false, d.stringsField(&r.Fields)},
-		{"headers", false, d.stringsField(&r.Headers)},
+		{"fields", false, stringsField(d, &r.Fields)},
+		{"headers", false, stringsField(d, &r.Headers)},
 	})
 }

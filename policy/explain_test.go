@@ -5,10 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/chdproxy/chdproxy/deploy"
+	"github.com/chdproxy/chdproxy/redact"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/pci/policy-report.md from deploy/policy.yaml")
@@ -21,11 +22,7 @@ const reportPath = "../docs/pci/policy-report.md"
 //
 //	go test ./policy -run TestExplainGolden -update
 func TestExplainGolden(t *testing.T) {
-	p, err := Parse(deploy.PolicyYAML, LintOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := Explain(p)
+	got := Explain(defaultPolicy(t))
 	if *update {
 		if err := os.WriteFile(reportPath, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -60,16 +57,16 @@ func firstDifference(want, got string) string {
 }
 
 func TestExplainIsDeterministic(t *testing.T) {
-	a := Explain(Default())
+	a := Explain(defaultPolicy(t))
 	for i := 0; i < 20; i++ {
-		if b := Explain(Default()); !bytes.Equal(a, b) {
+		if b := Explain(defaultPolicy(t)); !bytes.Equal(a, b) {
 			t.Fatal("two reports of the same policy differ")
 		}
 	}
 	// Reordering the file's routes changes the hash, not the rest.
 	reordered := strings.Replace(basePolicy, "  - name: pay\n", "  - name: zzz\n", 1)
-	p1, _ := Decode([]byte(basePolicy))
-	p2, _ := Decode([]byte(reordered))
+	p1, _ := decode([]byte(basePolicy))
+	p2, _ := decode([]byte(reordered))
 	r1 := strings.SplitN(string(Explain(p1)), "## Upstreams", 2)[1]
 	r2 := strings.SplitN(string(Explain(p2)), "## Upstreams", 2)[1]
 	if strings.Replace(r2, "`zzz`", "`pay`", 1) != r1 {
@@ -78,7 +75,7 @@ func TestExplainIsDeterministic(t *testing.T) {
 }
 
 func TestExplainStatesWhatAuditorsNeed(t *testing.T) {
-	p := Default()
+	p := defaultPolicy(t)
 	report := string(Explain(p))
 	for _, want := range []string{
 		"Policy SHA-256 | `" + p.Hash + "`",
@@ -104,8 +101,37 @@ func TestExplainStatesWhatAuditorsNeed(t *testing.T) {
 	if strings.Contains(report, "overridden") {
 		t.Error("report of the file policy mentions overrides")
 	}
-	dev, _ := p.WithUpstreams(map[string]string{"chd-api": "http://127.0.0.1:8083"})
+	dev, err := p.WithUpstreams(map[string]string{"chd-api": "http://127.0.0.1:8083"}, LintOptions{Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(string(Explain(dev)), "the base URLs of `chd-api` were overridden") {
 		t.Error("report of an overridden policy does not say so")
+	}
+}
+
+// The report's sentence on the PAN mask must be what the redactor does with
+// the rules the policy gives it.
+func TestExplainStatesThePANMaskTheRedactorApplies(t *testing.T) {
+	tests := []struct {
+		mask, says, pan, masked string
+	}{
+		{PANMaskLast4, "every digit but the last four is masked", "4111111111111111", "************1111"},
+		{PANMaskBINLast4, "the first six digits (the BIN) and the last\n  four stay", "4111111111111111", "411111******1111"},
+		{PANMaskBINLast4, "the first six digits (the BIN) and the last\n  four stay", "4000000000000000006", "400000*********0006"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mask+" on "+strconv.Itoa(len(tt.pan))+" digits", func(t *testing.T) {
+			p, probs := lintBytes([]byte(strings.Replace(basePolicy, "pan_mask: last4", "pan_mask: "+tt.mask, 1)), LintOptions{})
+			if len(probs) > 0 {
+				t.Fatal(listProblems(probs))
+			}
+			if report := string(Explain(p)); !strings.Contains(report, tt.says) {
+				t.Errorf("report lacks %q", tt.says)
+			}
+			if got := redact.New(p.RedactRules()).String(tt.pan); got != tt.masked {
+				t.Errorf("got %q, want %q", got, tt.masked)
+			}
+		})
 	}
 }

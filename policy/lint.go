@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chdproxy/chdproxy/token"
 )
 
 // Problem is one thing wrong with a policy.
@@ -41,34 +44,33 @@ type LintOptions struct {
 	Dev bool
 }
 
-// LintBytes decodes a policy and lints it, returning every schema and safety
+// lintBytes decodes a policy and lints it, returning every schema and safety
 // problem sorted by line. The policy is never nil; with problems it is only
 // fit for reporting.
-func LintBytes(b []byte, opts LintOptions) (*Policy, []Problem) {
-	p, probs := Decode(b)
-	probs = append(probs, Lint(p, opts)...)
+func lintBytes(b []byte, opts LintOptions) (*Policy, []Problem) {
+	p, probs := decode(b)
+	probs = append(probs, lint(p, opts)...)
 	sortProblems(probs)
 	return p, probs
 }
 
-// LintFile reads a policy file and lints it like LintBytes. The error is for
-// reading the file only; problems in its content are in the slice.
+// LintFile reads a policy file and lints it, for `chdproxy policy lint`: it
+// returns every schema and safety problem sorted by line, and the policy,
+// which with problems is only fit for reporting. The error is for reading the
+// file only; problems in its content are in the slice.
 func LintFile(path string, opts LintOptions) (*Policy, []Problem, error) {
 	b, err := readFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, probs := LintBytes(b, opts)
+	p, probs := lintBytes(b, opts)
 	return p, probs, nil
 }
 
-// Lint checks a decoded policy against the safety rules and returns every
+// lint checks a decoded policy against the safety rules and returns every
 // problem, sorted by line; none means valid and safe. Schema problems are
-// Decode's; Lint stays quiet about values that failed to decode.
-func Lint(p *Policy, opts LintOptions) []Problem {
-	if p == nil {
-		return []Problem{{Message: "no policy"}}
-	}
+// decode's; lint stays quiet about values that failed to decode.
+func lint(p *Policy, opts LintOptions) []Problem {
 	l := &linter{p: p, opts: opts, names: map[string]string{}}
 	if p.Version != Version {
 		l.add("version", "unsupported version %d; this chdproxy reads version %d", p.Version, Version)
@@ -220,18 +222,12 @@ func (l *linter) routes() {
 		if r.Method != "POST" {
 			l.add(child(rp, "method"), "injection routes accept POST only, got %q", r.Method)
 		}
-		if l.routePath(child(rp, "path"), r.Path) {
-			if first, dup := paths[r.Path]; dup {
-				l.add(child(rp, "path"), "path %q is already routed by %s", r.Path, first)
-			} else {
-				paths[r.Path] = rp
-			}
-		}
+		l.uniquePath(rp, r.Path, paths)
 		l.routeUpstream(child(rp, "upstream"), r.Upstream, true)
 
 		kp := child(rp, "kinds")
 		if len(r.AllowedKinds) == 0 {
-			l.add(kp, "no token kinds; list at least one of %s", strings.Join(kindsOrder, ", "))
+			l.add(kp, "no token kinds; list at least one of %s", joinKinds(token.Kinds()))
 		}
 		l.kinds(kp, r.AllowedKinds, nil, nil)
 		if f := r.PaymentMethodField; f != "" {
@@ -246,13 +242,13 @@ func (l *linter) routes() {
 			l.add(child(rp, "inject"), "no fields to inject; a route that injects nothing belongs under passthrough")
 		}
 		fields := map[string]string{}
-		covered := map[string]bool{}
+		covered := map[token.Kind]bool{}
 		for j, in := range r.Inject {
 			ip := item(child(rp, "inject"), j)
 			l.injection(r, rp, ip, in, fields, covered)
 		}
 		for _, k := range r.AllowedKinds {
-			if _, known := paymentMethods[k]; known && !covered[k] && len(r.Inject) > 0 {
+			if k.Valid() && !covered[k] && len(r.Inject) > 0 {
 				l.add(kp, "token kind %q is accepted but no field receives any of its attributes", k)
 			}
 		}
@@ -265,22 +261,8 @@ func (l *linter) routes() {
 	}
 }
 
-func (l *linter) injection(r *Route, rp, ip string, in Injection, fields map[string]string, covered map[string]bool) {
+func (l *linter) injection(r *Route, rp, ip string, in Injection, fields map[string]string, covered map[token.Kind]bool) {
 	fp := child(ip, "field")
-	if in.Location != LocationBody {
-		lp := child(ip, "location")
-		if _, ok := l.p.lines[lp]; !ok {
-			lp = fp
-		}
-		switch in.Location {
-		case LocationQuery:
-			l.add(lp, "injection into a query string is never allowed; card data goes into JSON body fields only")
-		case LocationHeader:
-			l.add(lp, "injection into a header is never allowed; card data goes into JSON body fields only")
-		default:
-			l.add(lp, "unknown location %q; card data goes into JSON body fields only (location: body)", in.Location)
-		}
-	}
 	switch {
 	case in.Field == "":
 		l.add(fp, "field is empty")
@@ -313,16 +295,16 @@ func (l *linter) injection(r *Route, rp, ip string, in Injection, fields map[str
 	if len(in.Kinds) == 0 && routeKinds {
 		l.add(kp, "no token kinds")
 	}
-	l.kinds(kp, in.Kinds, r.AllowedKinds, func(k string, kip string) {
+	l.kinds(kp, in.Kinds, r.AllowedKinds, func(k token.Kind, kip string) {
 		if !routeKinds {
 			return
 		}
 		if !r.Accepts(k) {
-			l.add(kip, "token kind %q is not accepted by this route (kinds: %s)", k, strings.Join(r.AllowedKinds, ", "))
+			l.add(kip, "token kind %q is not accepted by this route (kinds: %s)", k, joinKinds(r.AllowedKinds))
 			return
 		}
-		if known && !contains(akinds, k) {
-			l.add(kip, "attribute %q does not exist for %s tokens (only for %s)", in.Attribute, k, strings.Join(akinds, ", "))
+		if known && !slices.Contains(akinds, k) {
+			l.add(kip, "attribute %q does not exist for %s tokens (only for %s)", in.Attribute, k, joinKinds(akinds))
 			return
 		}
 		if known {
@@ -333,13 +315,13 @@ func (l *linter) injection(r *Route, rp, ip string, in Injection, fields map[str
 
 // kinds checks a list of kinds, calling each for every known, first-seen kind.
 // Unknown kinds in skip are not reported again.
-func (l *linter) kinds(path string, kinds, skip []string, each func(kind, path string)) {
-	seen := map[string]bool{}
+func (l *linter) kinds(path string, kinds, skip []token.Kind, each func(kind token.Kind, path string)) {
+	seen := map[token.Kind]bool{}
 	for i, k := range kinds {
 		kp := item(path, i)
-		if _, known := paymentMethods[k]; !known {
-			if !contains(skip, k) {
-				l.add(kp, "unknown token kind %q (known: %s)", k, strings.Join(kindsOrder, ", "))
+		if !k.Valid() {
+			if !slices.Contains(skip, k) {
+				l.add(kp, "unknown token kind %q (known: %s)", k, joinKinds(token.Kinds()))
 			}
 			continue
 		}
@@ -352,6 +334,15 @@ func (l *linter) kinds(path string, kinds, skip []string, each func(kind, path s
 			each(k, kp)
 		}
 	}
+}
+
+// joinKinds lists kinds for a message: "card, apple_pay".
+func joinKinds(kinds []token.Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (l *linter) routeUpstream(path, name string, inject bool) {
@@ -369,13 +360,19 @@ func (l *linter) routeUpstream(path, name string, inject bool) {
 	}
 }
 
-// routePath checks an exact route path and reports whether it is valid.
-func (l *linter) routePath(path, s string) bool {
-	msg := checkRoutePath(s)
-	if msg != "" {
+// uniquePath checks the exact path s of the route at rp, and that no other
+// route in paths (path → route) has it; it adds s to paths.
+func (l *linter) uniquePath(rp, s string, paths map[string]string) {
+	path := child(rp, "path")
+	if msg := checkRoutePath(s); msg != "" {
 		l.add(path, "%s", msg)
+		return
 	}
-	return msg == ""
+	if first, dup := paths[s]; dup {
+		l.add(path, "path %q is already routed by %s", s, first)
+		return
+	}
+	paths[s] = rp
 }
 
 const wildcardChars = "*{}()[]^$+?|\\:"
@@ -416,13 +413,7 @@ func (l *linter) passthrough() {
 		if t.Method != "POST" && t.Method != "GET" {
 			l.add(child(tp, "method"), "passthrough routes accept POST or GET only, got %q", t.Method)
 		}
-		if l.routePath(child(tp, "path"), t.Path) {
-			if first, dup := paths[t.Path]; dup {
-				l.add(child(tp, "path"), "path %q is already routed by %s", t.Path, first)
-			} else {
-				paths[t.Path] = tp
-			}
-		}
+		l.uniquePath(tp, t.Path, paths)
 		l.routeUpstream(child(tp, "upstream"), t.Upstream, false)
 	}
 }
@@ -430,8 +421,8 @@ func (l *linter) passthrough() {
 func (l *linter) tokens() {
 	t := l.p.Tokens
 	l.ttl("tokens.card_ttl", t.Card, 0)
-	l.ttl("tokens.cvv_ttl", t.CVV, MaxCVVTTL)
-	l.ttl("tokens.wallet_ttl", t.Wallet, MaxWalletTTL)
+	l.ttl("tokens.cvv_ttl", t.CVV, token.MaxOneTimeTTL)
+	l.ttl("tokens.wallet_ttl", t.Wallet, token.MaxOneTimeTTL)
 }
 
 func (l *linter) ttl(path string, d, max time.Duration) {
@@ -520,15 +511,6 @@ func validHeader(s string) bool {
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // fmtDuration renders 24h, 10m, 1h30m, 45s rather than time's 24h0m0s.
 func fmtDuration(d time.Duration) string {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/chdproxy/chdproxy/token"
 )
 
 // basePolicy is small, valid and safe; each case below breaks it one way.
@@ -92,7 +94,7 @@ func listProblems(probs []Problem) string {
 }
 
 func TestBasePolicyIsValidAndSafe(t *testing.T) {
-	if _, probs := LintBytes([]byte(basePolicy), LintOptions{}); len(probs) > 0 {
+	if _, probs := lintBytes([]byte(basePolicy), LintOptions{}); len(probs) > 0 {
 		t.Fatalf("base policy has problems:\n%s", listProblems(probs))
 	}
 }
@@ -166,29 +168,24 @@ func TestLintRejectsUnsafePolicies(t *testing.T) {
 			want: []want{{"tokens.card_ttl", "too short", "card_ttl"}},
 		},
 		{
-			name: "injection into a query string, written as a field prefix, is refused",
-			yaml: mutate(t, "field: card_number,", `field: "query:card_number",`),
-			want: []want{{"routes[0].inject[0].field", "query string is never allowed", "query:card_number"}},
-		},
-		{
-			name: "injection into a header, written as a location, is refused",
+			name: "a location key is an unknown key",
 			yaml: mutate(t, "{field: card_number, attribute: pan, kinds: [card]}", "{field: card_number, attribute: pan, kinds: [card], location: header}"),
-			want: []want{{"routes[0].inject[0].location", "header is never allowed", "location: header"}},
+			want: []want{{"routes[0].inject[0].location", `unknown key "location"`, "location: header"}},
 		},
 		{
-			name: "injection into a header, written as a field prefix, is refused",
+			name: "a field written as a query parameter is not a field name",
+			yaml: mutate(t, "field: card_number,", `field: "query:card_number",`),
+			want: []want{{"routes[0].inject[0].field", "not a top-level JSON key", "query:card_number"}},
+		},
+		{
+			name: "a field written as a header is not a field name",
 			yaml: mutate(t, "field: card_number,", `field: "header:X-Card",`),
-			want: []want{{"routes[0].inject[0].field", "header is never allowed", "header:X-Card"}},
+			want: []want{{"routes[0].inject[0].field", "not a top-level JSON key", "header:X-Card"}},
 		},
 		{
-			name: "an unknown location is refused",
-			yaml: mutate(t, "{field: card_number, attribute: pan, kinds: [card]}", "{field: card_number, attribute: pan, kinds: [card], location: cookie}"),
-			want: []want{{"routes[0].inject[0].location", `unknown location "cookie"`, "location: cookie"}},
-		},
-		{
-			name: "a field prefix that contradicts the location is refused",
-			yaml: mutate(t, "{field: card_number, attribute: pan, kinds: [card]}", `{field: "query:card_number", attribute: pan, kinds: [card], location: body}`),
-			want: []want{{"routes[0].inject[0].location", "location given twice", "query:card_number"}},
+			name: "a field with a body prefix is not a field name either",
+			yaml: mutate(t, "field: card_number,", `field: "body:card_number",`),
+			want: []want{{"routes[0].inject[0].field", "not a top-level JSON key", "body:card_number"}},
 		},
 		{
 			name: "a nested field path is refused",
@@ -336,7 +333,7 @@ func TestLintRejectsUnsafePolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, got := LintBytes([]byte(tt.yaml), LintOptions{Dev: tt.dev})
+			_, got := lintBytes([]byte(tt.yaml), LintOptions{Dev: tt.dev})
 			checkProblems(t, tt.yaml, got, tt.want)
 		})
 	}
@@ -452,7 +449,7 @@ func TestDecodeRejectsSchemaErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, got := LintBytes([]byte(tt.yaml), LintOptions{})
+			_, got := lintBytes([]byte(tt.yaml), LintOptions{})
 			checkProblems(t, tt.yaml, got, tt.want)
 		})
 	}
@@ -462,7 +459,7 @@ func TestLintAllowsLoopbackHTTPInDev(t *testing.T) {
 	for _, u := range []string{"http://127.0.0.1:8083", "http://localhost:8083", "http://[::1]:8083", "https://gw.example"} {
 		t.Run(u, func(t *testing.T) {
 			y := mutate(t, `"https://gw.example"`, `"`+u+`"`, `"https://chd.example"`, `"`+u+`"`)
-			if _, probs := LintBytes([]byte(y), LintOptions{Dev: true}); len(probs) > 0 {
+			if _, probs := lintBytes([]byte(y), LintOptions{Dev: true}); len(probs) > 0 {
 				t.Errorf("dev lint of %s: got problems:\n%s", u, listProblems(probs))
 			}
 		})
@@ -473,15 +470,15 @@ func TestLintReportsEveryProblemInAFile(t *testing.T) {
 	y := mutate(t,
 		`"https://gw.example"`, `"http://gw.example"`, // 1: plain http
 		"path: /payout", "path: /payout/*", // 2: wildcard
-		"field: card_number,", `field: "query:card_number",`, // 3: query injection
+		"field: card_number,", `field: "query:card_number",`, // 3: not a body field
 		"cvv_ttl: 10m", "cvv_ttl: 90m", // 4: CVV TTL cap
 		"logging: {pan_mask: last4}", "logging: {pan_mask: full, colour: red}", // 5: unknown key, 6: pan_mask
 	)
 	// Five distinct lines, six problems: every one is listed, in line order.
-	_, got := LintBytes([]byte(y), LintOptions{})
+	_, got := lintBytes([]byte(y), LintOptions{})
 	checkProblems(t, y, got, []want{
 		{"upstreams.gw.base_url", "plain http", "http://gw.example"},
-		{"routes[0].inject[0].field", "query string", "query:card_number"},
+		{"routes[0].inject[0].field", "not a top-level JSON key", "query:card_number"},
 		{"routes[1].path", "wildcard", "/payout/*"},
 		{"tokens.cvv_ttl", "hard cap", "cvv_ttl"},
 		{"logging.colour", "unknown key", "colour"},
@@ -497,7 +494,7 @@ func TestLintReportsFiveProblemsWhenAFileHasFive(t *testing.T) {
 		"wallet_ttl: 10m", "wallet_ttl: 3h", // wallet TTL cap
 		"name: status", "name: pay", // duplicate name
 	)
-	_, got := LintBytes([]byte(y), LintOptions{})
+	_, got := lintBytes([]byte(y), LintOptions{})
 	if len(got) != 5 {
 		t.Fatalf("got %d problems, want 5:\n%s", len(got), listProblems(got))
 	}
@@ -514,22 +511,19 @@ func TestLintOfAPolicyBuiltInCode(t *testing.T) {
 		Upstreams: map[string]Upstream{"chd": {Name: "chd", BaseURL: "https://chd.example", CardData: true}},
 		Routes: []Route{{
 			Name: "pay", Method: "POST", Path: "/pay", Upstream: "chd", Payment: true,
-			AllowedKinds: []string{KindCard},
-			Inject:       []Injection{{Field: "card_number", Location: LocationBody, Attribute: AttrPAN, Kinds: []string{KindCard}}},
+			AllowedKinds: []token.Kind{token.Card},
+			Inject:       []Injection{{Field: "card_number", Attribute: AttrPAN, Kinds: []token.Kind{token.Card}}},
 		}},
 		Tokens:  TokenTTLs{Card: 24 * 3600e9, CVV: 600e9, Wallet: 600e9},
 		Logging: Logging{PANMask: PANMaskBINLast4},
 	}
-	if probs := Lint(p, LintOptions{}); len(probs) > 0 {
+	if probs := lint(p, LintOptions{}); len(probs) > 0 {
 		t.Fatalf("got problems:\n%s", listProblems(probs))
 	}
-	p.Routes[0].Inject[0].Location = ""
-	probs := Lint(p, LintOptions{})
+	p.Routes[0].Inject[0].Field = "query:card_number"
+	probs := lint(p, LintOptions{})
 	if len(probs) != 1 || probs[0].Line != 0 || probs[0].Path != "routes[0].inject[0].field" {
 		t.Fatalf("got %v, want one problem without a line at routes[0].inject[0].field", probs)
-	}
-	if got := Lint(nil, LintOptions{}); len(got) != 1 {
-		t.Errorf("Lint(nil): got %v, want one problem", got)
 	}
 }
 

@@ -5,21 +5,19 @@
 // redaction rules. deploy/policy.yaml is the default, embedded in the binary.
 //
 // Loading is strict: unknown keys, duplicate keys, wrong types, anchors and
-// aliases are errors, and every problem is reported with its line. Lint adds
-// the safety rules (https only, card data only to a card-data host, CVV only
-// on payment routes, TTL caps, body fields only, exact paths, ...). Parse and
-// Load return a policy only when both find nothing; the proxy must refuse to
-// start otherwise.
+// aliases are errors, and every problem is reported with its line. Linting
+// adds the safety rules (https only, card data only to a card-data host, CVV
+// only on payment routes, TTL caps, body fields only, exact paths, ...).
+// Load, LoadDefault and WithUpstreams return a policy only when neither finds
+// anything, so the proxy cannot start on a policy with a problem; LintFile
+// lists every problem, for `chdproxy policy lint`.
 //
-// # Injection locations
+// # Card data goes into JSON body fields only
 //
-// Card data is only ever written into top-level JSON body fields. The schema
-// can nevertheless express other locations, so that a mistaken policy is
-// rejected loudly rather than misread: an inject entry may carry
-// `location: query` or `location: header`, or write its field as
-// "query:name" / "header:name" (a "body:" prefix is the same as no prefix).
-// Injection.Location holds the result ("body" by default); Lint reports any
-// location other than "body".
+// An inject entry names a top-level JSON body field, and the schema has no
+// way to name a query parameter or a header. A policy written as if it had
+// one is refused, not misread: a `location` key is an unknown key, and a
+// field written "query:name" or "header:name" is not a valid field name.
 //
 // A *Policy is immutable once loaded and safe for concurrent use.
 package policy
@@ -30,18 +28,12 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/chdproxy/chdproxy/deploy"
-)
-
-// Token kinds.
-const (
-	KindCard      = "card"
-	KindApplePay  = "apple_pay"
-	KindGooglePay = "google_pay"
+	"github.com/chdproxy/chdproxy/redact"
+	"github.com/chdproxy/chdproxy/token"
 )
 
 // Token attributes an injection can write.
@@ -55,23 +47,10 @@ const (
 	AttrNetwork  = "network"   // apple_pay, google_pay
 )
 
-// Injection locations. Only LocationBody passes Lint.
-const (
-	LocationBody   = "body"
-	LocationQuery  = "query"
-	LocationHeader = "header"
-)
-
 // PAN masks for logs.
 const (
 	PANMaskLast4    = "last4"     // last four digits only
-	PANMaskBINLast4 = "bin_last4" // BIN and last four digits; never more
-)
-
-// Hard caps on the lifetimes of one-time secrets.
-const (
-	MaxCVVTTL    = 60 * time.Minute
-	MaxWalletTTL = 60 * time.Minute
+	PANMaskBINLast4 = "bin_last4" // first six (the BIN) and last four digits; never more
 )
 
 // MaxFileSize bounds the size of a policy file.
@@ -80,41 +59,20 @@ const MaxFileSize = 1 << 20
 // Version is the only schema version this package reads.
 const Version = 1
 
-// kindsOrder is the canonical order of kinds; attrKinds says which kinds
-// carry each attribute.
+// attrOrder is the canonical order of attributes, for messages; attrKinds
+// says which token kinds carry each attribute.
 var (
-	kindsOrder = []string{KindCard, KindApplePay, KindGooglePay}
-	attrOrder  = []string{AttrPAN, AttrExpMonth, AttrExpYear, AttrCVV, AttrHolder, AttrDPAN, AttrNetwork}
-	attrKinds  = map[string][]string{
-		AttrPAN:      {KindCard},
-		AttrExpMonth: {KindCard},
-		AttrExpYear:  {KindCard},
-		AttrCVV:      {KindCard},
-		AttrHolder:   {KindCard},
-		AttrDPAN:     {KindApplePay, KindGooglePay},
-		AttrNetwork:  {KindApplePay, KindGooglePay},
-	}
-	paymentMethods = map[string]string{
-		KindCard:      "card",
-		KindApplePay:  "applePayDPan",
-		KindGooglePay: "googlePayDPan",
+	attrOrder = []string{AttrPAN, AttrExpMonth, AttrExpYear, AttrCVV, AttrHolder, AttrDPAN, AttrNetwork}
+	attrKinds = map[string][]token.Kind{
+		AttrPAN:      {token.Card},
+		AttrExpMonth: {token.Card},
+		AttrExpYear:  {token.Card},
+		AttrCVV:      {token.Card},
+		AttrHolder:   {token.Card},
+		AttrDPAN:     {token.ApplePay, token.GooglePay},
+		AttrNetwork:  {token.ApplePay, token.GooglePay},
 	}
 )
-
-// Kinds returns the token kinds in canonical order.
-func Kinds() []string { return slices.Clone(kindsOrder) }
-
-// Attributes returns the token attributes in canonical order.
-func Attributes() []string { return slices.Clone(attrOrder) }
-
-// AttributeKinds returns the token kinds that carry attr, or nil for an
-// unknown attribute.
-func AttributeKinds(attr string) []string { return slices.Clone(attrKinds[attr]) }
-
-// PaymentMethod returns the SmartPayments payment_method value that matches a
-// token kind ("card", "applePayDPan", "googlePayDPan"), or "" for an unknown
-// kind. SmartPayments treats an absent payment_method as "card".
-func PaymentMethod(kind string) string { return paymentMethods[kind] }
 
 // Policy is a loaded policy.
 type Policy struct {
@@ -130,7 +88,7 @@ type Policy struct {
 	Hash string
 
 	lines  map[string]int // problem path → line, from decoding
-	broken []string       // paths that failed to decode; Lint stays quiet below them
+	broken []string       // paths that failed to decode; lint stays quiet below them
 }
 
 // Upstream is a host requests are forwarded to.
@@ -168,26 +126,25 @@ type Route struct {
 	// a CVV.
 	Payment bool
 	// AllowedKinds are the token kinds the route accepts.
-	AllowedKinds []string
+	AllowedKinds []token.Kind
 	// PaymentMethodField, when set, names the body field whose value must be
-	// PaymentMethod(kind) for the token's kind (an absent field means "card").
+	// the token kind's PaymentMethod (an absent field means "card").
 	PaymentMethodField string
 	// Inject lists the body fields that may receive token attributes, in
 	// file order. A token in any other field must be refused.
 	Inject []Injection
 }
 
-// Injection says that body field Field receives token attribute Attribute
-// for tokens of the given kinds.
+// Injection says that top-level JSON body field Field receives token
+// attribute Attribute for tokens of the given kinds.
 type Injection struct {
 	Field     string
-	Location  string   // "body" in a valid policy
-	Attribute string   // pan|exp_month|exp_year|cvv|holder|dpan|network
-	Kinds     []string // never empty after decoding: defaults to the route's kinds
+	Attribute string       // pan|exp_month|exp_year|cvv|holder|dpan|network
+	Kinds     []token.Kind // never empty after decoding: defaults to the route's kinds
 }
 
 // Accepts reports whether the route accepts tokens of kind.
-func (r *Route) Accepts(kind string) bool { return slices.Contains(r.AllowedKinds, kind) }
+func (r *Route) Accepts(kind token.Kind) bool { return slices.Contains(r.AllowedKinds, kind) }
 
 // Field returns the injection for a body field, if the route names it.
 func (r *Route) Field(name string) (Injection, bool) {
@@ -201,7 +158,7 @@ func (r *Route) Field(name string) (Injection, bool) {
 
 // InjectionsFor returns the injections that apply to tokens of kind, in file
 // order.
-func (r *Route) InjectionsFor(kind string) []Injection {
+func (r *Route) InjectionsFor(kind token.Kind) []Injection {
 	var out []Injection
 	for _, in := range r.Inject {
 		if slices.Contains(in.Kinds, kind) {
@@ -211,8 +168,8 @@ func (r *Route) InjectionsFor(kind string) []Injection {
 	return out
 }
 
-// InjectsCVV reports whether the route injects a CVV (and so consumes it).
-func (r *Route) InjectsCVV() bool {
+// injectsCVV reports whether the route injects a CVV (and so consumes it).
+func (r *Route) injectsCVV() bool {
 	for _, in := range r.Inject {
 		if in.Attribute == AttrCVV {
 			return true
@@ -232,8 +189,8 @@ type Passthrough struct {
 // TokenTTLs are token lifetimes.
 type TokenTTLs struct {
 	Card   time.Duration // card token record
-	CVV    time.Duration // ≤ MaxCVVTTL
-	Wallet time.Duration // ≤ MaxWalletTTL
+	CVV    time.Duration // ≤ token.MaxOneTimeTTL
+	Wallet time.Duration // ≤ token.MaxOneTimeTTL
 }
 
 // Logging configures log masking.
@@ -248,46 +205,35 @@ type Redaction struct {
 	Headers []string
 }
 
-// InjectRoute returns the injection route whose path is exactly path (no
-// normalisation: pass the request's URL path as received). The route belongs
-// to p; do not modify it.
-func (p *Policy) InjectRoute(path string) (*Route, bool) {
-	for i := range p.Routes {
-		if p.Routes[i].Path == path {
-			return &p.Routes[i], true
-		}
-	}
-	return nil, false
-}
-
-// PassthroughRoute returns the passthrough route whose path is exactly path,
-// matched like InjectRoute.
-func (p *Policy) PassthroughRoute(path string) (*Passthrough, bool) {
-	for i := range p.Passthrough {
-		if p.Passthrough[i].Path == path {
-			return &p.Passthrough[i], true
-		}
-	}
-	return nil, false
-}
-
 // Upstream returns the upstream called name.
 func (p *Policy) Upstream(name string) (Upstream, bool) {
 	u, ok := p.Upstreams[name]
 	return u, ok
 }
 
-// WithUpstreams returns a copy of p whose named upstreams have the given base
-// URLs (`chdproxy dev` and tests point them at a local sandbox). It fails on
-// a name the policy does not define. The copy is not checked: call
-// Validate(LintOptions{Dev: true}) on it. Hash is unchanged; the upstreams
-// are marked Overridden, which Explain reports.
-func (p *Policy) WithUpstreams(baseURLs map[string]string) (*Policy, error) {
-	names := make([]string, 0, len(baseURLs))
-	for name := range baseURLs {
-		names = append(names, name)
+// RedactRules returns the redactor rules the policy names: its PAN mask and
+// its extra fields and headers. Every logger chdproxy builds takes its rules
+// from here, so none can drift from the policy (or from its report). An
+// unknown pan_mask, which lint refuses, gives the stricter last-four mask.
+func (p *Policy) RedactRules() redact.Rules {
+	mask := redact.MaskLast4
+	if p.Logging.PANMask == PANMaskBINLast4 {
+		mask = redact.MaskBINLast4
 	}
-	sort.Strings(names)
+	return redact.Rules{
+		PANMask: mask,
+		Fields:  slices.Clone(p.Redaction.Fields),
+		Headers: slices.Clone(p.Redaction.Headers),
+	}
+}
+
+// WithUpstreams returns a copy of p whose named upstreams have the given base
+// URLs (`chdproxy dev` and tests point them at a local sandbox), linted with
+// opts: the new URLs must pass the same rules as a file's. It fails on a name
+// the policy does not define, and with an *InvalidError on any problem. Hash
+// is unchanged; the upstreams are marked Overridden, which Explain reports.
+func (p *Policy) WithUpstreams(baseURLs map[string]string, opts LintOptions) (*Policy, error) {
+	names := sortedKeys(baseURLs)
 	for _, name := range names {
 		if _, ok := p.Upstreams[name]; !ok {
 			return nil, fmt.Errorf("policy: no upstream named %q", name)
@@ -300,16 +246,7 @@ func (p *Policy) WithUpstreams(baseURLs map[string]string) (*Policy, error) {
 		u.Overridden = true
 		q.Upstreams[name] = u
 	}
-	return q, nil
-}
-
-// Validate runs Lint and returns an *InvalidError listing every problem, or
-// nil when there is none.
-func (p *Policy) Validate(opts LintOptions) error {
-	if probs := Lint(p, opts); len(probs) > 0 {
-		return &InvalidError{Problems: probs}
-	}
-	return nil
+	return valid(q, lint(q, opts))
 }
 
 func (p *Policy) clone() *Policy {
@@ -356,46 +293,33 @@ func (e *InvalidError) Error() string {
 	return b.String()
 }
 
-// Parse decodes and lints a policy. It returns the policy only when there is
-// no problem at all; otherwise an *InvalidError listing every problem.
-func Parse(b []byte, opts LintOptions) (*Policy, error) {
-	p, probs := LintBytes(b, opts)
+// valid returns p when there is no problem, otherwise an *InvalidError
+// listing them all: a policy with any problem is never handed out.
+func valid(p *Policy, probs []Problem) (*Policy, error) {
 	if len(probs) > 0 {
 		return nil, &InvalidError{Problems: probs}
 	}
 	return p, nil
 }
 
-// Load reads, decodes and lints a policy file, like Parse.
+// Load reads, decodes and lints a policy file. It returns the policy only
+// when there is no problem at all; otherwise an *InvalidError listing every
+// problem, or the error reading the file.
 func Load(path string, opts LintOptions) (*Policy, error) {
 	p, probs, err := LintFile(path, opts)
 	if err != nil {
 		return nil, err
 	}
-	if len(probs) > 0 {
-		return nil, &InvalidError{Problems: probs}
-	}
-	return p, nil
+	return valid(p, probs)
 }
 
-// LoadDefault parses the embedded default policy (deploy/policy.yaml) with
-// production lint rules.
+// LoadDefault loads the embedded default policy (deploy/policy.yaml) with
+// production lint rules, like Load.
 func LoadDefault() (*Policy, error) {
-	return Parse(deploy.PolicyYAML, LintOptions{})
+	return valid(lintBytes(deploy.PolicyYAML, LintOptions{}))
 }
 
-// Default returns the embedded default policy. It never panics: it returns
-// nil if the embedded policy is invalid, which this package's tests rule out;
-// use LoadDefault to see the error.
-func Default() *Policy {
-	p, err := LoadDefault()
-	if err != nil {
-		return nil
-	}
-	return p
-}
-
-// readFile reads at most MaxFileSize+1 bytes, enough for Decode to notice an
+// readFile reads at most MaxFileSize+1 bytes, enough for decode to notice an
 // oversized file.
 func readFile(path string) ([]byte, error) {
 	f, err := os.Open(path)

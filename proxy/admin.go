@@ -10,22 +10,21 @@ import (
 	"github.com/chdproxy/chdproxy/vault"
 )
 
-// AdminHandler serves the admin listener: health, readiness, token delete and the
+// adminHandler serves the admin listener: health, readiness, token delete and the
 // policy report (the Markdown of `chdproxy policy explain`).
-func AdminHandler(d Deps, policyReport []byte) http.Handler {
+func adminHandler(d *deps) http.Handler {
 	rt := newRouter(d, "admin")
-	a := &admin{Deps: d, report: policyReport}
+	a := &admin{d}
 	rt.Methods(http.MethodGet).Path("/healthz").Name("healthz").Handler(wrap(d, "admin", "", a.healthz))
 	rt.Methods(http.MethodGet).Path("/readyz").Name("readyz").Handler(wrap(d, "admin", "", a.readyz))
-	rt.Methods(http.MethodGet).Path("/v1/policy").Name("policy_report").Handler(wrap(d, "admin", "policy_report", a.policy))
-	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("admin_token_delete").Handler(wrap(d, "admin", "delete", a.deleteToken))
+	rt.Methods(http.MethodGet).Path("/v1/policy").Name("policy_report").Handler(wrap(d, "admin", "policy_report",
+		d.authenticated(adminCaller, a.policy)))
+	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("admin_token_delete").Handler(wrap(d, "admin", "delete",
+		d.authenticated(adminCaller, a.deleteToken)))
 	return rt
 }
 
-type admin struct {
-	Deps
-	report []byte
-}
+type admin struct{ *deps }
 
 func (a *admin) healthz(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -43,29 +42,16 @@ func (a *admin) readyz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *admin) authenticate(r *http.Request) (Key, error) {
-	return a.Deps.authenticate(r, "Authorization", RoleAdmin)
-}
-
-func (a *admin) policy(w http.ResponseWriter, r *http.Request) error {
-	if _, err := a.authenticate(r); err != nil {
-		return err
-	}
+func (a *admin) policy(w http.ResponseWriter, _ *http.Request, _ Key) error {
 	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
 	_, err := w.Write(a.report)
 	return err
 }
 
-func (a *admin) deleteToken(w http.ResponseWriter, r *http.Request) error {
-	key, err := a.authenticate(r)
-	if err != nil {
-		return err
-	}
-	return a.deleteTokenOf(w, r, key.Merchant)
-}
-
-// deleteTokenOf removes a token of merchant; shared by the admin and forward listeners.
-func (d Deps) deleteTokenOf(w http.ResponseWriter, r *http.Request, merchant string) error {
+// deleteToken removes a token of the caller's merchant; shared by the admin and
+// forward listeners.
+func (d *deps) deleteToken(w http.ResponseWriter, r *http.Request, key Key) error {
+	merchant := key.Merchant
 	id := mux.Vars(r)["id"]
 	if !vault.ValidTokenID(id) {
 		return errTokenNotFound // malformed ids answer exactly like unknown ones

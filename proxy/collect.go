@@ -7,42 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/chdproxy/chdproxy/card"
+	"github.com/chdproxy/chdproxy/token"
 	"github.com/chdproxy/chdproxy/vault"
 )
-
-// Merchant is one merchant as the listeners know it.
-type Merchant struct {
-	ID      string
-	Origins []string // browser origins allowed to tokenize with this merchant's pk_ keys
-}
-
-// Deps is what the listeners share.
-type Deps struct {
-	Vault     *vault.Vault
-	Keys      *Keys
-	Merchants map[string]Merchant
-	Log       *logrus.Logger
-	Audit     Auditor
-	Limiter   *Limiter // shared by every listener of the process
-	// Idempotency serves Idempotency-Key on tokenize and forward.
-	Idempotency *Idempotency
-	Now         func() time.Time
-}
-
-// authenticate resolves the merchant of the key in header, which must have role, and
-// takes one request from that key's rate limit.
-func (d Deps) authenticate(r *http.Request, header string, role Role) (Key, error) {
-	key, err := d.Keys.Authenticate(bearer(r.Header.Get(header)), role)
-	if err != nil {
-		return key, errUnauthorized
-	}
-	ri := info(r)
-	ri.merchant, ri.keyID = key.Merchant, key.ID
-	return key, d.Limiter.allow(key.ID)
-}
 
 // vaultDeadline bounds one request's work against Vault and Redis, whatever the
 // timeouts of the Transit and the Redis client: a stuck dependency is a fast 504.
@@ -50,20 +18,13 @@ const vaultDeadline = 5 * time.Second
 
 // vaultCall takes one of the in-flight slots towards Vault and Redis and gives the
 // work a deadline of its own; done releases both.
-func (d Deps) vaultCall(ctx context.Context) (_ context.Context, done func(), _ error) {
+func (d *deps) vaultCall(ctx context.Context) (_ context.Context, done func(), _ error) {
 	release, err := d.Limiter.slot(ctx, d.Limiter.vault, errVaultBusy)
 	if err != nil {
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, vaultDeadline)
 	return ctx, func() { cancel(); release() }, nil
-}
-
-func (d Deps) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
 }
 
 // maxCollectBody bounds a tokenize request: a wallet payload of 16 KiB as base64 plus fields.
@@ -77,17 +38,17 @@ var collectFields = map[string]bool{
 	"google_pay_dpan": true, "google_pay_payment_method_network": true,
 }
 
-// CollectHandler serves the collect listener: POST /v1/tokens for browser checkouts.
-func CollectHandler(d Deps) http.Handler {
+// collectHandler serves the collect listener: POST /v1/tokens for browser checkouts.
+func collectHandler(d *deps) http.Handler {
 	rt := newRouter(d, "collect")
 	c := &collect{d}
 	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d, "collect", "tokenize",
-		d.Idempotency.middleware(d, "Authorization", RolePublishable, maxCollectBody, c.tokenize)))
+		d.authenticated(collectCaller, d.Idempotency.middleware(d.Log, maxCollectBody, c.tokenize))))
 	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d, "collect", "", c.preflight))
 	return rt
 }
 
-type collect struct{ Deps }
+type collect struct{ *deps }
 
 // preflight answers CORS preflights. The browser sends no credentials here, so an origin
 // passes if any merchant allows it; the real request is then checked against its own merchant.
@@ -115,12 +76,8 @@ func (c *collect) anyMerchantAllows(origin string) bool {
 	return false
 }
 
-func (c *collect) tokenize(w http.ResponseWriter, r *http.Request) error {
+func (c *collect) tokenize(w http.ResponseWriter, r *http.Request, key Key) error {
 	ri := info(r)
-	key, err := c.authenticate(r, "Authorization", RolePublishable)
-	if err != nil {
-		return err
-	}
 	w.Header().Add("Vary", "Origin")
 	if origin := r.Header.Get("Origin"); origin != "" {
 		// Requests without Origin come from servers and curl, not browsers; a browser
@@ -201,10 +158,10 @@ func parseCardFields(f map[string]string, now time.Time) (vault.CardInput, error
 // parseWalletFields validates an Apple Pay or Google Pay payload; only its own two fields
 // (and payment_method) may be present.
 func parseWalletFields(f map[string]string, method string) (vault.WalletInput, error) {
-	in := vault.WalletInput{Kind: vault.KindApplePay}
+	in := vault.WalletInput{Kind: token.ApplePay}
 	prefix := "apple_pay_"
 	if method == "googlePayDPan" {
-		in.Kind, prefix = vault.KindGooglePay, "google_pay_"
+		in.Kind, prefix = token.GooglePay, "google_pay_"
 	}
 	for k := range f {
 		if k != "payment_method" && k != prefix+"dpan" && k != prefix+"payment_method_network" {

@@ -9,13 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"slices"
 	"sync/atomic"
 
 	"github.com/gorilla/mux"
 
 	"github.com/chdproxy/chdproxy/policy"
-	"github.com/chdproxy/chdproxy/redact"
 	"github.com/chdproxy/chdproxy/vault"
 )
 
@@ -38,41 +36,34 @@ const (
 	maxUpstreamBody = 4 << 20  // the largest answer is the transaction-list xlsx
 )
 
-// ForwardDeps is what the forward listener needs beyond the shared Deps.
-type ForwardDeps struct {
-	Deps
-	Policy   *policy.Policy
-	Redactor *redact.Redactor
-	Client   *http.Client // from NewUpstreamClient
-}
-
-// ForwardHandler serves the forward listener: the SmartPayments paths the policy names,
+// forwardHandler serves the forward listener: the SmartPayments paths the policy names,
 // with token ids where card data would be, and token metadata and delete.
-func ForwardHandler(d ForwardDeps) http.Handler {
-	rt := newRouter(d.Deps, "forward")
+func forwardHandler(d *deps) http.Handler {
+	rt := newRouter(d, "forward")
 	f := &forward{d}
+	keyed := func(event string, h keyedFunc) http.Handler {
+		return wrap(d, "forward", event, d.authenticated(forwardCaller, h))
+	}
 	for i := range d.Policy.Routes {
 		route := &d.Policy.Routes[i]
-		rt.Methods(http.MethodPost).Path(route.Path).Name(route.Name).Handler(wrap(d.Deps, "forward", "inject",
-			d.Idempotency.middleware(d.Deps, "Proxy-Authorization", RoleSecret, maxForwardBody,
-				func(w http.ResponseWriter, r *http.Request) error { return f.inject(w, r, route) })))
+		rt.Methods(http.MethodPost).Path(route.Path).Name(route.Name).Handler(keyed("inject",
+			d.Idempotency.middleware(d.Log, maxForwardBody, func(w http.ResponseWriter, r *http.Request, key Key) error {
+				return f.inject(w, r, key, route)
+			})))
 	}
 	for i := range d.Policy.Passthrough {
 		pt := &d.Policy.Passthrough[i]
-		rt.Methods(pt.Method).Path(pt.Path).Name(pt.Name).Handler(wrap(d.Deps, "forward", "passthrough",
-			d.Idempotency.middleware(d.Deps, "Proxy-Authorization", RoleSecret, maxForwardBody,
-				func(w http.ResponseWriter, r *http.Request) error { return f.passthrough(w, r, pt) })))
+		rt.Methods(pt.Method).Path(pt.Path).Name(pt.Name).Handler(keyed("passthrough",
+			d.Idempotency.middleware(d.Log, maxForwardBody, func(w http.ResponseWriter, r *http.Request, _ Key) error {
+				return f.passthrough(w, r, pt)
+			})))
 	}
-	rt.Methods(http.MethodGet).Path("/v1/tokens/{id}").Name("token_metadata").Handler(wrap(d.Deps, "forward", "metadata", f.metadata))
-	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("token_delete").Handler(wrap(d.Deps, "forward", "delete", f.delete))
+	rt.Methods(http.MethodGet).Path("/v1/tokens/{id}").Name("token_metadata").Handler(keyed("metadata", f.metadata))
+	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("token_delete").Handler(keyed("delete", d.deleteToken))
 	return rt
 }
 
-type forward struct{ ForwardDeps }
-
-func (f *forward) authenticate(r *http.Request) (Key, error) {
-	return f.Deps.authenticate(r, "Proxy-Authorization", RoleSecret)
-}
+type forward struct{ *deps }
 
 // readJSONBody reads a bounded JSON body and refuses raw card data anywhere in it,
 // in the query string too.
@@ -98,9 +89,6 @@ func (f *forward) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, 
 
 // passthrough forwards a call that carries no card data, unchanged.
 func (f *forward) passthrough(w http.ResponseWriter, r *http.Request, pt *policy.Passthrough) error {
-	if _, err := f.authenticate(r); err != nil {
-		return err
-	}
 	body, err := f.readJSONBody(w, r)
 	if err != nil {
 		return err
@@ -118,19 +106,10 @@ func (f *forward) passthrough(w http.ResponseWriter, r *http.Request, pt *policy
 }
 
 // inject fills the card data of one token into the fields the policy names for the
-// route, then forwards the request to the route's card-data upstream.
-//
-// Rules: every token in the body must sit in a field the route may fill, and all of
-// them must be the same token. Fields the policy fills from the token's kind are
-// replaced when they hold the token id or are empty, and added when absent; PAN, CVV and DPAN fields
-// can only ever hold a token id. The CVV is injected (and consumed) only when its field
-// names the token. A request that names no token is forwarded as it is (for example
-// a withdrawal with payment_method "token").
-func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.Route) error {
-	key, err := f.authenticate(r)
-	if err != nil {
-		return err
-	}
+// route (plan.go says which), then forwards the request to the route's card-data
+// upstream. A request that names no token is forwarded as it is (for example a
+// withdrawal with payment_method "token").
+func (f *forward) inject(w http.ResponseWriter, r *http.Request, key Key, route *policy.Route) error {
 	body, err := f.readJSONBody(w, r)
 	if err != nil {
 		return err
@@ -142,217 +121,57 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, route *policy.R
 	if containsToken([]byte(r.URL.RawQuery)) {
 		return errTokenNotAllowed // tokens go in the fields the policy names, never in the query
 	}
-	token, err := referencedToken(body, fields, route)
+	tok, err := referencedToken(body, fields, route)
 	if err != nil {
 		return err
 	}
 	up, _ := f.Policy.Upstream(route.Upstream)
-	if token == "" {
+	if tok == "" {
 		return f.send(w, r, up, route.Path, body)
 	}
-	info(r).token = token
-
-	sec, injections, wantCVV, err := f.detokenize(r, key.Merchant, route, fields, token, up)
+	info(r).token = tok
+	out, err := f.detokenize(r, key.Merchant, route, body, fields, tok, up)
 	if err != nil {
 		return err
-	}
-	set, add := map[string][]byte{}, []string(nil)
-	for _, inj := range injections {
-		present := hasField(fields, inj.Field)
-		if inj.Attribute == policy.AttrCVV && !wantCVV {
-			continue
-		}
-		if cur := fieldValue(fields, inj.Field); present && cur != token && cur != "" {
-			continue // a plain non-secret value the merchant chose to send (checked above for secrets)
-		}
-		v := attribute(sec, inj.Attribute)
-		if v == nil {
-			continue
-		}
-		set[inj.Field] = v
-		if !present {
-			add = append(add, inj.Field)
-		}
-	}
-	out := splice(body, fields, set, add)
-	for _, v := range set {
-		wipe(v)
 	}
 	defer wipe(out)
 	return f.send(w, r, up, route.Path, out)
 }
 
-// detokenize checks the token against the route and the body, then decrypts the token
-// while writing the audit record that must exist before its card data is used. It
-// returns the route's injections for the token's kind and whether the CVV was asked for
-// (and so consumed).
-func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, fields []jsonField, token string, up policy.Upstream) (*vault.Secret, []policy.Injection, bool, error) {
+// detokenize reads the token's record once, plans the injection from its kind, and
+// decrypts while the audit record that must precede any use of card data is made
+// durable. It returns the body with the plan applied; the caller wipes it.
+func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, body []byte, fields []jsonField, tok string, up policy.Upstream) ([]byte, error) {
 	ctx, done, err := f.vaultCall(r.Context())
 	if err != nil {
-		return nil, nil, false, err
+		return nil, err
 	}
 	defer done()
-	var (
-		injections []policy.Injection
-		wantCVV    bool
-		attempt    AuditRecord
-	)
-	// One read of the token: the checks run on its metadata before anything is decrypted.
-	sec, err := f.Vault.DetokenizeIf(ctx, merchant, token, func(meta vault.Metadata) (bool, error) {
-		kind := string(meta.Kind)
-		if !route.Accepts(kind) {
-			return false, errKindNotAllowed
-		}
-		if err := checkPaymentMethod(fields, route, kind); err != nil {
-			return false, err
-		}
-		injections = route.InjectionsFor(kind)
-		for _, fl := range fields {
-			if fl.isString && fl.str == token && !slices.ContainsFunc(injections, func(in policy.Injection) bool { return in.Field == fl.key }) {
-				return false, errTokenNotAllowed // a field the policy fills only for other kinds of token
-			}
-		}
-		for _, inj := range injections {
-			if inj.Attribute == policy.AttrCVV && fieldValue(fields, inj.Field) == token {
-				wantCVV = true
-			}
-		}
-		attempt = auditRecord(r, "forward", "detokenize")
-		attempt.Outcome, attempt.UpstreamHost = "attempt", up.Host()
-		return wantCVV, nil
-	}, func() error {
-		// Fail closed: no record of the access, no access. Vault decrypts meanwhile;
-		// the card data is used only once this record is durable.
-		if err := f.Audit.Write(attempt); err != nil {
-			f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
-			return errAuditUnavailable
-		}
-		return nil
-	})
-	return sec, injections, wantCVV, err
-}
-
-// referencedToken returns the one token id the body names, or "" when it names none.
-func referencedToken(body []byte, fields []jsonField, route *policy.Route) (string, error) {
-	token := ""
-	for _, fl := range fields {
-		inj, injectable := route.Field(fl.key)
-		if fl.isString && vault.ValidTokenID(fl.str) {
-			if !injectable {
-				return "", errTokenNotAllowed
-			}
-			if token != "" && token != fl.str {
-				return "", errTokenMismatch
-			}
-			token = fl.str
-			continue
-		}
-		if injectable && fl.isString && fl.str != "" && secretAttribute(inj.Attribute) {
-			return "", errRawCardData // a CVV or wallet payload sent in the clear
-		}
-		if injectable && !fl.isString && secretAttribute(inj.Attribute) && string(body[fl.start:fl.end]) != "null" &&
-			!containsToken(body[fl.start:fl.end]) {
-			return "", errRawCardData // a CVV (or PAN) sent as a JSON number
-		}
-		if containsToken(body[fl.start:fl.end]) {
-			return "", errTokenNotAllowed // a token nested or embedded where nothing is injected
-		}
+	rec, err := f.Vault.Lookup(ctx, merchant, tok)
+	if err != nil {
+		return nil, err
 	}
-	return token, nil
-}
-
-func secretAttribute(a string) bool {
-	return a == policy.AttrPAN || a == policy.AttrCVV || a == policy.AttrDPAN
-}
-
-// checkPaymentMethod refuses a payment_method that does not match the token's kind.
-// SmartPayments reads an absent payment_method as "card".
-func checkPaymentMethod(fields []jsonField, route *policy.Route, kind string) error {
-	if route.PaymentMethodField == "" {
-		return nil
+	p, err := planInjection(route, fields, tok, rec.Meta().Kind)
+	if err != nil {
+		return nil, err
 	}
-	got := "card"
-	if hasField(fields, route.PaymentMethodField) {
-		got = fieldValue(fields, route.PaymentMethodField)
+	dec, err := f.Vault.Decrypt(ctx, rec, p.cvv)
+	if err != nil {
+		return nil, err
 	}
-	if got != policy.PaymentMethod(kind) {
-		return errMethodMismatch
+	// Fail closed: no record of the access, no access.
+	attempt := auditRecord(r, "forward", "detokenize")
+	attempt.Outcome, attempt.UpstreamHost = "attempt", up.Host()
+	if err := f.Audit.Write(attempt); err != nil {
+		dec.Discard()
+		f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
+		return nil, errAuditUnavailable
 	}
-	return nil
-}
-
-// attribute returns a fresh copy of one token attribute; the caller wipes it.
-func attribute(s *vault.Secret, attr string) []byte {
-	switch attr {
-	case policy.AttrPAN:
-		return s.PAN.Reveal()
-	case policy.AttrCVV:
-		if s.CVV.IsZero() {
-			return nil
-		}
-		return s.CVV.Reveal()
-	case policy.AttrExpMonth:
-		return []byte(s.Expiry.MonthString())
-	case policy.AttrExpYear:
-		return []byte(s.Expiry.Year2()) // as in the SmartPayments examples: "25"
-	case policy.AttrHolder:
-		if s.Holder.IsZero() {
-			return nil
-		}
-		return []byte(s.Holder.Reveal())
-	case policy.AttrDPAN:
-		return s.DPAN.Reveal()
-	case policy.AttrNetwork:
-		return []byte(s.Network)
+	sec, err := dec.Reveal()
+	if err != nil {
+		return nil, err
 	}
-	return nil
-}
-
-func hasField(fields []jsonField, name string) bool {
-	for _, f := range fields {
-		if f.key == name {
-			return true
-		}
-	}
-	return false
-}
-
-func fieldValue(fields []jsonField, name string) string {
-	for _, f := range fields {
-		if f.key == name {
-			return f.str
-		}
-	}
-	return ""
-}
-
-// containsToken reports whether b holds something shaped like a token id.
-func containsToken(b []byte) bool {
-	for i := bytes.Index(b, []byte("tok_")); i >= 0; {
-		end := i + 4
-		for end < len(b) && isBase62(b[end]) {
-			end++
-		}
-		if vault.ValidTokenID(string(b[i:end])) {
-			return true
-		}
-		next := bytes.Index(b[end:], []byte("tok_"))
-		if next < 0 {
-			break
-		}
-		i = end + next
-	}
-	return false
-}
-
-func isBase62(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-}
-
-func wipe(b []byte) {
-	for i := range b {
-		b[i] = 0
-	}
+	return p.apply(body, fields, sec), nil
 }
 
 // send makes the one outbound call and relays the redacted answer. It never retries:
@@ -422,11 +241,7 @@ func upstreamError(err error, sent bool) error {
 	return errUpstreamFailed
 }
 
-func (f *forward) metadata(w http.ResponseWriter, r *http.Request) error {
-	key, err := f.authenticate(r)
-	if err != nil {
-		return err
-	}
+func (f *forward) metadata(w http.ResponseWriter, r *http.Request, key Key) error {
 	id := mux.Vars(r)["id"]
 	if !vault.ValidTokenID(id) {
 		return errTokenNotFound
@@ -443,12 +258,4 @@ func (f *forward) metadata(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, meta)
 	return nil
-}
-
-func (f *forward) delete(w http.ResponseWriter, r *http.Request) error {
-	key, err := f.authenticate(r)
-	if err != nil {
-		return err
-	}
-	return f.deleteTokenOf(w, r, key.Merchant)
 }

@@ -1,17 +1,25 @@
 package proxy_test
 
+// The harness of the package's external tests: chdproxy's three listeners built
+// by proxy.New exactly as `chdproxy dev` and `serve` build them, on real TCP
+// servers made by proxy.NewServer, over miniredis (or a real redis-server) and
+// the dev cipher (or a real Vault), with the SmartPayments sandbox as upstream
+// over TLS (a CA made for the test run). newHarness is the only place that
+// assembles the proxy. Everything a test can observe afterwards — responses,
+// logs, audit records, Redis — is captured, and leak_test.go's assertNoCardData
+// looks at all of it when the test ends.
+//
+// harness_requests_test.go has the clients, bodies and assertions the tests use.
+
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,82 +38,252 @@ import (
 	"github.com/chdproxy/chdproxy/vault"
 )
 
-// Test card data. The PANs are the SmartPayments sandbox's and the card
-// networks' published test numbers; they appear only in _test.go files.
+// The two merchants every harness knows, and the browser origins of their pages.
 const (
-	panSuccess   = "4012000000003010" // sandbox: frictionless success (payments and withdrawals)
-	panDecline   = "5555555555554444" // Mastercard test card: the sandbox declines it
-	panAmex      = "378282246310005"  // Amex test card (4-digit CVV)
-	panBadLuhn   = "4012000000003011" // check digit wrong
-	cvvVisa      = "737"
-	cvvMC        = "629"
-	cvvAmex      = "4821"
-	holder       = "John Doe"
-	expMonth     = "12"
-	expYear      = "2030"
-	expYearShort = "30" // what the proxy injects (as in the SmartPayments examples)
-
-	// Wallet payloads from the SmartPayments documentation (base64 of the
-	// decrypted wallet token data).
-	dpanApple  = "eyJhcHBsaWNhdGlvblByaW1hcnlBY2NvdW50TnVtYmVyIjoiKioqIiwiYXBwbGljYXRpb25FeHBpcmF0aW9uRGF0ZSI6IioqKiIsImN1cnJlbmN5Q29kZSI6Ijk3OCIsInRyYW5zYWN0aW9uQW1vdW50IjoxMDAsImRldmljZU1hbnVmYWN0dXJlcklkZW50aWZpZXIiOiIqKioiLCJwYXltZW50RGF0YVR5cGUiOiIzRFNlY3VyZSIsInBheW1lbnREYXRhIjp7Im9ubGluZVBheW1lbnRDcnlwdG9ncmFtIjoiKioqIiwiZWNpSW5kaWNhdG9yIjoiNyJ9fQ=="
-	dpanGoogle = "eyJzaWduYXR1cmUiOiIqKioiLCJpbnRlcm1lZGlhdGVTaWduaW5nS2V5Ijp7InNpZ25lZEtleSI6Insia2V5VmFsdWUiOiIqKioiLCJrZXlFeHBpcmF0aW9uIjoiMTcxMTQzNDQ1MjgzNiJ9Iiwic2lnbmF0dXJlcyI6WyIqKioiXX0sInByb3RvY29sVmVyc2lvbiI6IkVDdjIiLCJzaWduZWRNZXNzYWdlIjoieyJlbmNyeXB0ZWRNZXNzYWdlIjoiKioqIiwiZXBoZW1lcmFsUHVibGljS2V5IjoiKioqIiwidGFnIjoiKioqIn0ifQ"
-
-	// The SmartPayments documentation's example merchant, as the backend sends it.
-	basicAuth = "Basic dGVzdDpxd2VydHk=" // test:qwerty
-
 	merchantA = "merchant_a"
 	merchantB = "merchant_b"
 	originA   = "https://shop-a.example"
 	originB   = "https://shop-b.example"
 )
 
-var (
-	testPANs  = []string{panSuccess, panDecline, panAmex, panBadLuhn, "4111111111111111", "4003830171874018"}
-	testCVVs  = []string{cvvVisa, cvvMC, cvvAmex}
-	testDPANs = []string{dpanApple, dpanGoogle}
-)
-
-// cardDataIn returns a description of the first test card datum found in b, or
-// "". PANs are looked for as digits with any spaces, dashes or '+' removed (so
-// "4012 0000 0000 3010" and "4012-0000-0000-3010" count); CVVs as a JSON string
-// or a JSON/form/key=value value; DPANs whole or by a slice of their middle.
-// extra strings (invalid inputs that must not be echoed) are looked for as they are.
-func cardDataIn(b []byte, extra ...string) string {
-	s := string(b)
-	flat := strings.NewReplacer(" ", "", "-", "", "+", "", "%20", "", `\u0020`, "").Replace(s)
-	for _, p := range testPANs {
-		if strings.Contains(flat, p) {
-			return "the test PAN ending " + p[len(p)-4:]
-		}
-	}
-	for _, c := range testCVVs {
-		if cvvPattern(c).MatchString(s) {
-			return "a test CVV"
-		}
-	}
-	for _, d := range testDPANs {
-		if strings.Contains(s, d) || strings.Contains(s, d[20:60]) {
-			return "a test DPAN"
-		}
-	}
-	for _, e := range extra {
-		if e != "" && strings.Contains(s, e) {
-			return fmt.Sprintf("the input %q", e)
-		}
-	}
-	return ""
+// harnessOptions change what newHarness builds; the zero value is the
+// SmartPayments sandbox over TLS, miniredis, the dev cipher behind faultTransit,
+// default limits and testTimeouts.
+type harnessOptions struct {
+	upstream        http.Handler               // served over TLS (test CA) instead of the sandbox
+	upstreamTLS     *tls.Config                // with upstream: this TLS configuration instead
+	upstreamURL     string                     // both upstreams point here; no upstream is started
+	upstreamBase    func(srvURL string) string // rewrites the policy's base URL (egress tests)
+	responseTimeout time.Duration              // the upstream client's; default its own
+	transit         vault.Transit              // instead of the dev cipher (faultTransit still wraps it)
+	realRedis       bool                       // a real redis-server instead of miniredis (skips without one)
+	limits          proxy.Limits               // default proxy.DefaultLimits
+	timeouts        proxy.Timeouts             // of the three servers; default testTimeouts
 }
 
-var cvvPatterns sync.Map
+// testTimeouts are short but leave the forward listener time for its upstream call.
+var testTimeouts = proxy.Timeouts{ReadHeader: 2 * time.Second, Read: 5 * time.Second, Write: 20 * time.Second, Idle: 10 * time.Second}
 
-func cvvPattern(cvv string) *regexp.Regexp {
-	if re, ok := cvvPatterns.Load(cvv); ok {
-		return re.(*regexp.Regexp)
-	}
-	re := regexp.MustCompile(`"` + cvv + `"|[:=]\s*` + cvv + `([^0-9.]|$)`)
-	cvvPatterns.Store(cvv, re)
-	return re
+// harness is chdproxy's three listeners on loopback, the upstream they forward
+// to, and everything the tests look at afterwards.
+type harness struct {
+	t         *testing.T
+	pol       *policy.Policy
+	log       *logrus.Logger
+	logs      *testenv.Buffer // the redacting logger's output
+	audit     *testenv.Buffer // the audit trail
+	auditor   *faultAuditor
+	transit   *faultTransit
+	mr        *miniredis.Miniredis // nil with harnessOptions.realRedis
+	rs        *testenv.RedisServer // nil without harnessOptions.realRedis
+	rdb       redis.UniversalClient
+	vault     *vault.Vault
+	keys      map[string]map[proxy.Role]string // merchant → role → secret
+	sandbox   *smartpay.Sandbox                // nil with harnessOptions.upstream or upstreamURL
+	upstream  *httptest.Server                 // nil with harnessOptions.upstreamURL
+	listeners *proxy.Listeners
+	client    *http.Client // the proxy's upstream client
+
+	collect, forward, admin   string // base URLs
+	colAddr, fwdAddr, admAddr string // host:port
+	skipLeakCheckAtEnd        bool   // for the leak finder's own tests, which plant card data
+
+	mu        sync.Mutex
+	seen      [][]byte // every response (headers and body) the test received
+	redisDown bool
+	orderN    atomic.Int64
 }
+
+// newHarness builds the listeners through proxy.New and serves them, and
+// registers a check, run when the test ends, that no test card data is in the
+// logs, the audit trail, any response the test received, or Redis.
+func newHarness(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	h := &harness{t: t, logs: &testenv.Buffer{}, audit: &testenv.Buffer{}}
+
+	base := o.upstreamURL
+	if base == "" {
+		up := o.upstream
+		if up == nil {
+			h.sandbox = smartpay.NewSandbox(smartpay.Options{})
+			t.Cleanup(func() { h.sandbox.Close() })
+			up = h.sandbox.Handler()
+		}
+		cfg := o.upstreamTLS
+		if cfg == nil { // valid for the names an egress test may reach it by
+			cfg = serverTLS(t, loopbackNames...)
+		}
+		h.upstream = serveTLS(t, up, cfg)
+		base = h.upstream.URL
+	}
+	if o.upstreamBase != nil {
+		base = o.upstreamBase(base)
+	}
+	h.pol = testPolicy(t, base)
+	h.log = redact.NewLogger(h.logs, redact.New(h.pol.RedactRules()), h.pol.Hash)
+
+	if o.realRedis {
+		h.rs = testenv.Redis(t)
+		h.rdb = redisClient(t, h.rs.Addr)
+	} else {
+		h.mr = miniredis.RunT(t)
+		h.rdb = redisClient(t, h.mr.Addr())
+	}
+	inner := o.transit
+	if inner == nil {
+		c, err := vault.NewLocalCipher()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner = c
+	}
+	h.transit = &faultTransit{inner: inner}
+	v, err := vault.New(vault.Config{
+		Transit: h.transit, Store: vault.NewStore(h.rdb, vault.StoreOptions{}),
+		TokenTTL: h.pol.Tokens.Card, CVVTTL: h.pol.Tokens.CVV, WalletTTL: h.pol.Tokens.Wallet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.vault = v
+
+	var keys *proxy.Keys
+	keys, h.keys = generateKeys(t, merchantA, merchantB)
+	h.auditor = &faultAuditor{inner: proxy.NewJSONLAudit(h.audit, h.pol.Hash)}
+	h.listeners, err = proxy.New(proxy.Config{
+		Policy: h.pol, Vault: h.vault, Keys: keys,
+		Merchants: []proxy.Merchant{{ID: merchantA, Origins: []string{originA}}, {ID: merchantB, Origins: []string{originB}}},
+		Log:       h.log, Audit: h.auditor,
+		Redis: h.rdb, IdempotencySecret: []byte("harness idempotency secret, 32+ bytes"),
+		Limits:   o.limits,
+		Upstream: proxy.UpstreamOptions{RootCAs: theCA(t).Pool, ConnectTimeout: 2 * time.Second, ResponseTimeout: o.responseTimeout},
+		Dev:      o.transit == nil, // the dev cipher, as `chdproxy dev` runs
+	})
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	t.Cleanup(h.listeners.Close)
+	h.client = h.listeners.UpstreamClient()
+
+	to := o.timeouts
+	if to == (proxy.Timeouts{}) {
+		to = testTimeouts
+	}
+	h.colAddr = h.serve(h.listeners.Collect, to)
+	h.fwdAddr = h.serve(h.listeners.Forward, to)
+	h.admAddr = h.serve(h.listeners.Admin, to)
+	h.collect, h.forward, h.admin = "http://"+h.colAddr, "http://"+h.fwdAddr, "http://"+h.admAddr
+
+	t.Cleanup(func() {
+		if !h.skipLeakCheckAtEnd {
+			h.assertNoCardData(t)
+		}
+	})
+	return h
+}
+
+// serve runs handler on a loopback listener with the http.Server chdproxy uses,
+// until the test ends, and returns its address.
+func (h *harness) serve(handler http.Handler, to proxy.Timeouts) string {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	srv := proxy.NewServer(ln.Addr().String(), handler, h.log, to)
+	go srv.Serve(ln)
+	h.t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// testPolicy is the default policy with both upstreams at base, linted with
+// the dev rules when base is plain http.
+func testPolicy(t testing.TB, base string) *policy.Policy {
+	t.Helper()
+	def, err := policy.LoadDefault()
+	if err != nil {
+		t.Fatalf("default policy: %v", err)
+	}
+	lint := policy.LintOptions{Dev: strings.HasPrefix(base, "http:")}
+	pol, err := def.WithUpstreams(map[string]string{"chd-api": base, "api-gateway": base}, lint)
+	if err != nil {
+		t.Fatalf("policy upstreams: %v", err)
+	}
+	return pol
+}
+
+// redisClient is a client of the Redis at addr, closed when t ends.
+func redisClient(t testing.TB, addr string) redis.UniversalClient {
+	t.Helper()
+	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{addr}})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// realVault starts a real Vault dev server for t and returns a transit client
+// of it (timeout per call) with the keys made.
+func realVault(t *testing.T, timeout time.Duration) (vault.Transit, *testenv.VaultServer) {
+	t.Helper()
+	vs := testenv.Vault(t)
+	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{Address: vs.Addr, Token: vs.Token, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := transit.EnsureKeys(ctx); err != nil {
+		t.Fatalf("EnsureKeys: %v", err)
+	}
+	return transit, vs
+}
+
+// generateKeys makes a publishable, a secret and an admin key for each
+// merchant: the key ring, and keys[merchant][role] the secret of each.
+func generateKeys(t testing.TB, merchants ...string) (*proxy.Keys, map[string]map[proxy.Role]string) {
+	t.Helper()
+	ring, keys := &proxy.Keys{}, map[string]map[proxy.Role]string{}
+	for _, m := range merchants {
+		keys[m] = map[proxy.Role]string{}
+		for _, role := range []proxy.Role{proxy.RolePublishable, proxy.RoleSecret, proxy.RoleAdmin} {
+			k, err := ring.Generate(m, role)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[m][role] = k
+		}
+	}
+	return ring, keys
+}
+
+// closeRedis stops Redis (an outage): miniredis keeps its data for
+// restartRedis and for the card-data check; a real redis-server is gone for good.
+func (h *harness) closeRedis() {
+	h.mu.Lock()
+	h.redisDown = true
+	h.mu.Unlock()
+	if h.mr != nil {
+		h.mr.Close()
+		return
+	}
+	h.rs.Stop()
+}
+
+// restartRedis brings miniredis back with its data.
+func (h *harness) restartRedis(t testing.TB) {
+	t.Helper()
+	if h.mr == nil {
+		t.Fatal("restartRedis: only miniredis restarts")
+	}
+	if err := h.mr.Restart(); err != nil {
+		t.Fatalf("miniredis restart: %v", err)
+	}
+	h.mu.Lock()
+	h.redisDown = false
+	h.mu.Unlock()
+}
+
+// ---------------------------------------------------------------------------
+// TLS for the upstreams.
 
 var (
 	caOnce sync.Once
@@ -140,13 +318,14 @@ func serverTLS(t testing.TB, names ...string) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{serverCert(t, names...)}, MinVersion: tls.VersionTLS12}
 }
 
-// serveTLS serves h over TLS with cfg until t ends.
+// serveTLS serves h over TLS with cfg until t ends. Without Certificates in
+// cfg it is httptest's own certificate, which the proxy does not trust.
 func serveTLS(t testing.TB, h http.Handler, cfg *tls.Config) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	srv.TLS = cfg
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS() // without Certificates in cfg: httptest's own, which the proxy does not trust
+	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -157,573 +336,195 @@ func startTLSUpstream(t testing.TB, h http.Handler) *httptest.Server {
 	return serveTLS(t, h, serverTLS(t))
 }
 
-// testPolicy is the default policy with both upstreams at base.
-func testPolicy(t testing.TB, base string) *policy.Policy {
-	t.Helper()
-	def, err := policy.LoadDefault()
-	if err != nil {
-		t.Fatalf("default policy: %v", err)
-	}
-	pol, err := def.WithUpstreams(map[string]string{"chd-api": base, "api-gateway": base})
-	if err != nil {
-		t.Fatalf("policy upstreams: %v", err)
-	}
-	return pol
+// ---------------------------------------------------------------------------
+// Upstreams and dependencies that misbehave on purpose.
+
+// fakeUpstream records every request that arrives and answers with respond,
+// or with {"status":1} when respond is nil.
+type fakeUpstream struct {
+	respond func(w http.ResponseWriter, r *http.Request)
+
+	mu     sync.Mutex
+	bodies map[string][][]byte // by path
 }
 
-// redactingLogger is pol's redactor (last-4 PAN mask) and a logger through it
-// writing to w.
-func redactingLogger(pol *policy.Policy, w io.Writer) (*redact.Redactor, *logrus.Logger) {
-	red := redact.New(redact.Rules{PANMask: redact.MaskLast4, Fields: pol.Redaction.Fields, Headers: pol.Redaction.Headers})
-	return red, redact.NewLogger(w, red, pol.Hash)
-}
-
-// startMiniredis runs a miniredis for t and returns a client of it, closed
-// when t ends.
-func startMiniredis(t *testing.T) (*miniredis.Miniredis, redis.UniversalClient) {
-	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{mr.Addr()}})
-	t.Cleanup(func() { rdb.Close() })
-	return mr, rdb
-}
-
-// orDevCipher returns transit, or the dev cipher when it is nil.
-func orDevCipher(t testing.TB, transit vault.Transit) vault.Transit {
-	t.Helper()
-	if transit != nil {
-		return transit
+func (f *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	if f.bodies == nil {
+		f.bodies = map[string][][]byte{}
 	}
-	c, err := vault.NewLocalCipher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// newTestVault is a vault on transit and rdb with pol's token lifetimes.
-func newTestVault(t testing.TB, transit vault.Transit, rdb redis.UniversalClient, pol *policy.Policy) *vault.Vault {
-	t.Helper()
-	v, err := vault.New(vault.Config{
-		Transit: transit, Store: vault.NewStore(rdb, vault.StoreOptions{}),
-		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-// generateKeys makes a publishable, a secret and an admin key for each
-// merchant: the key ring, and keys[merchant][role] the secret of each.
-func generateKeys(t testing.TB, merchants ...string) (*proxy.Keys, map[string]map[proxy.Role]string) {
-	t.Helper()
-	ring, keys := &proxy.Keys{}, map[string]map[proxy.Role]string{}
-	for _, m := range merchants {
-		keys[m] = map[proxy.Role]string{}
-		for _, role := range []proxy.Role{proxy.RolePublishable, proxy.RoleSecret, proxy.RoleAdmin} {
-			k, err := ring.Generate(m, role)
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys[m][role] = k
-		}
-	}
-	return ring, keys
-}
-
-// upstreamClient is the proxy's upstream client for pol, trusting the test
-// CA, with o's other options; its idle connections close when t ends.
-func upstreamClient(t testing.TB, pol *policy.Policy, o proxy.UpstreamOptions) *http.Client {
-	t.Helper()
-	o.RootCAs = theCA(t).Pool
-	client, err := proxy.NewUpstreamClient(pol, o)
-	if err != nil {
-		t.Fatalf("upstream client: %v", err)
-	}
-	t.Cleanup(client.CloseIdleConnections)
-	return client
-}
-
-// realRedis starts a real redis-server for t and returns a client of it,
-// closed when t ends.
-func realRedis(t *testing.T) (*testenv.RedisServer, redis.UniversalClient) {
-	t.Helper()
-	rs := testenv.Redis(t)
-	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{rs.Addr}})
-	t.Cleanup(func() { rdb.Close() })
-	return rs, rdb
-}
-
-// realDeps starts a real redis-server and a real Vault dev server for t, and
-// returns a Vault transit client (timeout per call) with the keys made, a
-// Redis client, and the Vault server.
-func realDeps(t *testing.T, timeout time.Duration) (vault.Transit, redis.UniversalClient, *testenv.VaultServer) {
-	t.Helper()
-	_, rdb := realRedis(t)
-	vs := testenv.Vault(t)
-	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{Address: vs.Addr, Token: vs.Token, Timeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := transit.EnsureKeys(ctx); err != nil {
-		t.Fatalf("EnsureKeys: %v", err)
-	}
-	return transit, rdb, vs
-}
-
-// harnessOptions change what newHarness builds; the zero value is the
-// SmartPayments sandbox over TLS, miniredis and the dev cipher.
-type harnessOptions struct {
-	upstream        http.Handler          // served over TLS instead of the sandbox
-	upstreamURL     string                // both upstreams point here; no upstream is started
-	responseTimeout time.Duration         // the upstream client's; default its own
-	transit         vault.Transit         // default vault.NewLocalCipher()
-	redis           redis.UniversalClient // default a client of a new miniredis
-	limits          proxy.Limits          // default proxy.DefaultLimits
-}
-
-// harness is chdproxy's three listeners on httptest servers, the upstream
-// they forward to, and everything the tests look at afterwards.
-type harness struct {
-	pol      *policy.Policy
-	red      *redact.Redactor
-	logs     *testenv.Buffer      // the redacting logger's output
-	audit    *testenv.Buffer      // the audit trail
-	mr       *miniredis.Miniredis // nil with opts.redis
-	rdb      redis.UniversalClient
-	vault    *vault.Vault
-	sandbox  *smartpay.Sandbox // nil with opts.upstream or opts.upstreamURL
-	upstream *httptest.Server  // nil with opts.upstreamURL
-
-	collect, forward, admin *httptest.Server
-
-	// keys[merchant][role] is the secret of each API key.
-	keys map[string]map[proxy.Role]string
-
-	mu          sync.Mutex
-	responses   [][]byte // every response body and header dump the tests received
-	redisClosed bool
-	orderN      atomic.Int64
-}
-
-// newHarness builds the listeners as `chdproxy dev` and `serve` wire them, and
-// registers a check, run when the test ends, that no test card data is in the
-// logs, in any response the test received, or in Redis.
-func newHarness(t *testing.T, opts harnessOptions) *harness {
-	t.Helper()
-	h := &harness{logs: &testenv.Buffer{}, audit: &testenv.Buffer{}}
-
-	base := opts.upstreamURL
-	switch {
-	case base != "":
-	case opts.upstream != nil:
-		h.upstream = startTLSUpstream(t, opts.upstream)
-		base = h.upstream.URL
-	default:
-		h.sandbox = smartpay.NewSandbox(smartpay.SandboxOptions{})
-		t.Cleanup(func() { h.sandbox.Close() })
-		h.upstream = startTLSUpstream(t, h.sandbox.Handler())
-		base = h.upstream.URL
-	}
-	pol := testPolicy(t, base)
-	lint := policy.LintOptions{}
-	if strings.HasPrefix(base, "http:") {
-		lint.Dev = true
-	}
-	if err := pol.Validate(lint); err != nil {
-		t.Fatalf("policy with test upstreams: %v", err)
-	}
-	h.pol = pol
-	var logger *logrus.Logger
-	h.red, logger = redactingLogger(pol, h.logs)
-
-	h.rdb = opts.redis
-	if h.rdb == nil {
-		h.mr, h.rdb = startMiniredis(t)
-	}
-	h.vault = newTestVault(t, orDevCipher(t, opts.transit), h.rdb, pol)
-
-	var keys *proxy.Keys
-	keys, h.keys = generateKeys(t, merchantA, merchantB)
-	client := upstreamClient(t, pol, proxy.UpstreamOptions{ResponseTimeout: opts.responseTimeout})
-
-	deps := proxy.Deps{
-		Vault: h.vault, Keys: keys, Log: logger,
-		Audit:       proxy.NewJSONLAudit(h.audit, pol.Hash),
-		Limiter:     proxy.NewLimiter(opts.limits),
-		Idempotency: proxy.NewIdempotency(h.rdb, []byte("idempotency test secret"), 0),
-		Merchants: map[string]proxy.Merchant{
-			merchantA: {ID: merchantA, Origins: []string{originA}},
-			merchantB: {ID: merchantB, Origins: []string{originB}},
-		},
-	}
-	h.collect = startProxyServer(t, proxy.CollectHandler(deps), logger)
-	h.forward = startProxyServer(t, proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: h.red, Client: client}), logger)
-	h.admin = startProxyServer(t, proxy.AdminHandler(deps, policy.Explain(pol)), logger)
-
-	t.Cleanup(func() { h.assertNoCardData(t) })
-	return h
-}
-
-// startProxyServer serves h on loopback with the http.Server chdproxy uses.
-func startProxyServer(t *testing.T, h http.Handler, logger *logrus.Logger) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config = proxy.NewServer("", h, logger, proxy.DefaultTimeouts)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// response is one answer a test received.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// code returns the stable error code of an error body, or "".
-func (r *response) code() string {
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(r.body, &e) != nil {
-		return ""
-	}
-	return e.Error.Code
-}
-
-// object decodes a JSON object body.
-func (r *response) object(t testing.TB) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("response body is not a JSON object (status %d): %v", r.status, err)
-	}
-	return m
-}
-
-// wantError checks an error answer: status, code, and the documented shape.
-func wantError(t testing.TB, r *response, status int, code string) {
-	t.Helper()
-	if r.status != status || r.code() != code {
-		t.Errorf("got %d %q, want %d %q", r.status, r.code(), status, code)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("error Content-Type: got %q, want %q", ct, "application/json")
-	}
-}
-
-// wantStatus checks a status code and shows the error code, if any, on failure.
-func wantStatus(t testing.TB, r *response, status int) {
-	t.Helper()
-	if r.status != status {
-		t.Fatalf("status: got %d (code %q), want %d", r.status, r.code(), status)
-	}
-}
-
-// testClient plays the browser and the backend; it follows no redirect, so a test
-// sees exactly what the proxy answered.
-var testClient = &http.Client{
-	Timeout:       20 * time.Second,
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-// send makes one request to one of the harness's servers and records the
-// answer for the card-data check. body is a string, []byte, url.Values
-// (form-encoded), nil, or anything else (JSON-encoded). A header value of ""
-// removes that header.
-func (h *harness) send(t testing.TB, srv *httptest.Server, method, path string, body any, hdr map[string]string) *response {
-	t.Helper()
-	var rd io.Reader
-	ct := "application/json"
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	case url.Values:
-		rd = strings.NewReader(b.Encode())
-		ct = "application/x-www-form-urlencoded"
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", ct)
-	}
-	for k, v := range hdr {
-		if v == "" {
-			req.Header.Del(k)
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", method, path, err)
-	}
-	h.mu.Lock()
-	h.responses = append(h.responses, dumpResponse(resp.Header, b))
-	h.mu.Unlock()
-	return &response{status: resp.StatusCode, header: resp.Header, body: b}
-}
-
-// dumpResponse is an answer as the card-data check reads it: header, then body.
-func dumpResponse(header http.Header, body []byte) []byte {
-	var dump bytes.Buffer
-	header.Write(&dump)
-	dump.Write(body)
-	return dump.Bytes()
-}
-
-// fwd sends a request to the forward listener as merchant A's backend would:
-// its sk_ key in Proxy-Authorization and its SmartPayments Basic credentials
-// in Authorization. hdr adds or (with "") removes headers.
-func (h *harness) fwd(t testing.TB, method, path string, body any, hdr map[string]string) *response {
-	t.Helper()
-	all := withHeaders(map[string]string{
-		"Proxy-Authorization": "Bearer " + h.keys[merchantA][proxy.RoleSecret],
-		"Authorization":       basicAuth,
-	}, hdr)
-	return h.send(t, h.forward, method, path, body, all)
-}
-
-// withHeaders sets hdr's headers in all and returns it.
-func withHeaders(all, hdr map[string]string) map[string]string {
-	for k, v := range hdr {
-		all[k] = v
-	}
-	return all
-}
-
-// post is fwd for a POST without extra headers.
-func (h *harness) post(t testing.TB, path string, body any) *response {
-	t.Helper()
-	return h.fwd(t, http.MethodPost, path, body, nil)
-}
-
-// tokenMeta is the collect listener's answer.
-type tokenMeta struct {
-	Token string `json:"token"`
-	Kind  string `json:"kind"`
-	Card  *struct {
-		BIN      string `json:"bin"`
-		Last4    string `json:"last4"`
-		Brand    string `json:"brand"`
-		ExpMonth string `json:"exp_month"`
-		ExpYear  string `json:"exp_year"`
-	} `json:"card"`
-	Network     string `json:"network"`
-	Fingerprint string `json:"fingerprint"`
-	HasCVV      bool   `json:"has_cvv"`
-	ExpiresAt   string `json:"expires_at"`
-}
-
-// tokenize posts fields to the collect listener as JSON with merchant's pk_
-// key and expects 201.
-func (h *harness) tokenize(t testing.TB, merchant string, fields map[string]string) tokenMeta {
-	t.Helper()
-	r := h.send(t, h.collect, http.MethodPost, "/v1/tokens", fields, map[string]string{
-		"Authorization": "Bearer " + h.keys[merchant][proxy.RolePublishable],
-	})
-	wantStatus(t, r, http.StatusCreated)
-	var m tokenMeta
-	if err := json.Unmarshal(r.body, &m); err != nil {
-		t.Fatalf("tokenize answer: %v", err)
-	}
-	if !vault.ValidTokenID(m.Token) {
-		t.Fatalf("tokenize answer: got token %q, want a tok_ id", m.Token)
-	}
-	return m
-}
-
-// cardFields are the collect fields of a card with CVV and holder.
-func cardFields(pan, cvv string) map[string]string {
-	return map[string]string{
-		"card_number": pan, "card_exp_month": expMonth, "card_exp_year": expYear,
-		"card_cvv": cvv, "card_holder": holder,
-	}
-}
-
-// cardToken tokenizes pan with cvv for merchant A and returns the token id.
-func (h *harness) cardToken(t testing.TB, pan, cvv string) string {
-	t.Helper()
-	return h.tokenize(t, merchantA, cardFields(pan, cvv)).Token
-}
-
-// walletToken tokenizes a wallet payload for merchant A.
-func (h *harness) walletToken(t testing.TB, method, dpan, network string) string {
-	t.Helper()
-	prefix := walletPrefix(method)
-	return h.tokenize(t, merchantA, map[string]string{
-		"payment_method": method, prefix + "dpan": dpan, prefix + "payment_method_network": network,
-	}).Token
-}
-
-// walletPrefix is the prefix of the collect fields of a wallet payment method.
-func walletPrefix(method string) string {
-	if method == "googlePayDPan" {
-		return "google_pay_"
-	}
-	return "apple_pay_"
-}
-
-// orderID returns an order id unique in the harness, without digit runs that
-// could be taken for card numbers.
-func (h *harness) orderID() string { return orderName("order-", h.orderN.Add(1)) }
-
-// orderName is prefix and n in letters: no digit run that could be taken for
-// a card number.
-func orderName(prefix string, n int64) string {
-	var b strings.Builder
-	b.WriteString(prefix)
-	for ; n > 0; n /= 26 {
-		b.WriteByte(byte('a' + n%26))
-	}
-	return b.String()
-}
-
-// paymentBody is a documented initPaymentHost2Host/authorize request without
-// card fields; set adds fields, and a nil value removes one.
-func paymentBody(orderID string, set map[string]any) map[string]any {
-	m := map[string]any{
-		"account": "EUR-sandbox", "amount": 1000, "currency": "EUR", "order_id": orderID,
-		"merchant_site": "https://merchant.site", "recurrent": false, "purpose": "description",
-		"customer_first_name": "John", "customer_last_name": "Doe",
-		"customer_address": "10 Downing Street", "customer_city": "London",
-		"customer_zip_code": 121165, "customer_country": "GB",
-		"customer_phone": "+442079460612", "customer_email": "john.doe@example.com",
-		"customer_ip_address": "127.0.0.1",
-		"success_url":         "https://site.com/success", "fail_url": "https://site.com/fail",
-		"callback_url": "https://site.com/callback", "status_url": "https://site.com/redir",
-	}
-	for k, v := range set {
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-	}
-	return m
-}
-
-// cardPayment is a card payment naming tok for the PAN and the CVV.
-func cardPayment(orderID, tok string) map[string]any {
-	return paymentBody(orderID, map[string]any{"payment_method": "card", "card_number": tok, "card_cvv": tok})
-}
-
-// received returns what the sandbox received on path, decoded.
-func (h *harness) received(t testing.TB, path string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, r := range h.sandbox.Received(path) {
-		var m map[string]any
-		if err := json.Unmarshal(r.Body, &m); err != nil {
-			t.Fatalf("the sandbox received a body that is not JSON on %s: %v", path, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// checkStatus asks /check through the forward listener's passthrough.
-func (h *harness) checkStatus(t testing.TB, orderID string) float64 {
-	t.Helper()
-	r := h.post(t, "/check", map[string]any{"order_id": orderID})
-	wantStatus(t, r, http.StatusOK)
-	st, ok := r.object(t)["status"].(float64)
-	if !ok {
-		t.Fatalf("check: no numeric status")
-	}
-	return st
-}
-
-// closeRedis stops miniredis (an outage); the card-data check then skips Redis.
-func (h *harness) closeRedis() {
-	h.mu.Lock()
-	h.redisClosed = true
-	h.mu.Unlock()
-	h.mr.Close()
-}
-
-// redisContents returns every key and every value in Redis.
-func (h *harness) redisContents(t testing.TB) []string {
-	t.Helper()
-	var out []string
-	if h.mr != nil {
-		for _, k := range h.mr.Keys() {
-			out = append(out, k)
-			if v, err := h.mr.Get(k); err == nil {
-				out = append(out, v)
-			} else {
-				out = append(out, h.mr.Dump())
-			}
-		}
-		return out
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	it := h.rdb.Scan(ctx, 0, "*", 1000).Iterator()
-	for it.Next(ctx) {
-		k := it.Val()
-		out = append(out, k)
-		v, err := h.rdb.Get(ctx, k).Result()
-		if err != nil && err != redis.Nil {
-			t.Errorf("redis GET of a key: %v", err)
-		}
-		out = append(out, v)
-	}
-	if err := it.Err(); err != nil {
-		t.Errorf("redis SCAN: %v", err)
-	}
-	return out
-}
-
-// assertNoCardData fails t if a test PAN, CVV or DPAN (or one of extra) is in
-// the logs, in the audit trail, in a response the test received, or in any Redis key or value.
-func (h *harness) assertNoCardData(t testing.TB, extra ...string) {
-	t.Helper()
-	if what := cardDataIn(h.logs.Bytes(), extra...); what != "" {
-		t.Errorf("the logs contain %s", what)
-	}
-	if what := cardDataIn(h.audit.Bytes(), extra...); what != "" {
-		t.Errorf("the audit trail contains %s", what)
-	}
-	h.mu.Lock()
-	resps := append([][]byte(nil), h.responses...)
-	closed := h.redisClosed
-	h.mu.Unlock()
-	for i, r := range resps {
-		if what := cardDataIn(r, extra...); what != "" {
-			t.Errorf("response %d contains %s", i+1, what)
-		}
-	}
-	if closed {
+	f.bodies[r.URL.Path] = append(f.bodies[r.URL.Path], b)
+	f.mu.Unlock()
+	if f.respond == nil {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":1}`))
 		return
 	}
-	for _, kv := range h.redisContents(t) {
-		if what := cardDataIn([]byte(kv), extra...); what != "" {
-			t.Errorf("Redis holds %s", what)
+	f.respond(w, r)
+}
+
+// arrivals is the number of requests that reached path ("" for any path).
+func (f *fakeUpstream) arrivals(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if path != "" {
+		return len(f.bodies[path])
+	}
+	n := 0
+	for _, b := range f.bodies {
+		n += len(b)
+	}
+	return n
+}
+
+// body is the i-th body that reached path.
+func (f *fakeUpstream) body(path string, i int) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bodies[path][i]
+}
+
+// hangUntil is a fakeUpstream answer that sends nothing until release closes
+// or the client gives up.
+func hangUntil(release <-chan struct{}) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
 		}
+	}
+}
+
+// faultTransit wraps a transit with switchable faults: every call fails with
+// an error (Vault sealed or down), or takes hang and then fails with
+// vault.ErrTimeout (a transit client with a per-call deadline of hang, as
+// VaultTransit has).
+type faultTransit struct {
+	inner vault.Transit
+	calls atomic.Int64
+	mu    sync.Mutex
+	err   error
+	hang  time.Duration
+}
+
+func (x *faultTransit) setFail(err error) { x.mu.Lock(); x.err = err; x.mu.Unlock() }
+func (x *faultTransit) setHang(d time.Duration) {
+	x.mu.Lock()
+	x.hang = d
+	x.mu.Unlock()
+}
+
+func (x *faultTransit) fault(ctx context.Context) error {
+	x.calls.Add(1)
+	x.mu.Lock()
+	err, hang := x.err, x.hang
+	x.mu.Unlock()
+	if hang > 0 {
+		t := time.NewTimer(hang)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		return vault.ErrTimeout
+	}
+	return err
+}
+
+func (x *faultTransit) Encrypt(ctx context.Context, k vault.Key, items []vault.EncryptItem) ([]vault.EncryptResult, error) {
+	if err := x.fault(ctx); err != nil {
+		return nil, err
+	}
+	return x.inner.Encrypt(ctx, k, items)
+}
+
+func (x *faultTransit) Decrypt(ctx context.Context, k vault.Key, items []vault.DecryptItem) ([]vault.DecryptResult, error) {
+	if err := x.fault(ctx); err != nil {
+		return nil, err
+	}
+	return x.inner.Decrypt(ctx, k, items)
+}
+
+func (x *faultTransit) HMAC(ctx context.Context, items []vault.HMACItem) ([]vault.HMACResult, error) {
+	if err := x.fault(ctx); err != nil {
+		return nil, err
+	}
+	return x.inner.HMAC(ctx, items)
+}
+
+func (x *faultTransit) Ping(ctx context.Context) error {
+	if err := x.fault(ctx); err != nil {
+		return err
+	}
+	return x.inner.Ping(ctx)
+}
+
+// DevOnly passes on whether the wrapped transit is the dev-only cipher.
+func (x *faultTransit) DevOnly() bool {
+	d, ok := x.inner.(interface{ DevOnly() bool })
+	return ok && d.DevOnly()
+}
+
+// faultAuditor is the JSONL auditor with a switch that makes every Write fail
+// (a full disk, a closed pipe).
+type faultAuditor struct {
+	inner proxy.Auditor
+	fail  atomic.Bool
+}
+
+var errAuditSink = errors.New("audit sink: no space left on device")
+
+func (a *faultAuditor) Write(r proxy.AuditRecord) error {
+	if a.fail.Load() {
+		return errAuditSink
+	}
+	return a.inner.Write(r)
+}
+
+func (a *faultAuditor) Enqueue(r proxy.AuditRecord, failed func(error)) {
+	if a.fail.Load() {
+		failed(errAuditSink)
+		return
+	}
+	a.inner.Enqueue(r, failed)
+}
+
+// trapListener is a TCP listener that only counts connections: a place
+// chdproxy must never dial (callback_url, Host header, absolute-form targets).
+type trapListener struct {
+	ln    net.Listener
+	conns atomic.Int64
+}
+
+func startTrapListener(t testing.TB) *trapListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &trapListener{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			l.conns.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return l
+}
+
+func (l *trapListener) addr() string { return l.ln.Addr().String() }
+
+// assertNoConnection waits a moment for a late dial, then checks none came.
+func (l *trapListener) assertNoConnection(t testing.TB) {
+	t.Helper()
+	time.Sleep(150 * time.Millisecond)
+	if n := l.conns.Load(); n != 0 {
+		t.Errorf("got %d connections to %s, want 0: chdproxy dialled an address the policy does not name", n, l.addr())
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 )
 
 // Idempotency makes a retried request with the same Idempotency-Key return the first
@@ -30,9 +31,9 @@ type Idempotency struct {
 	prefix string
 }
 
-// NewIdempotency stores records in c for ttl (default 24h). secret keys the body HMAC
+// newIdempotency stores records in c for ttl (default 24h). secret keys the body HMAC
 // and must be the same on every replica.
-func NewIdempotency(c redis.UniversalClient, secret []byte, ttl time.Duration) *Idempotency {
+func newIdempotency(c redis.UniversalClient, secret []byte, ttl time.Duration) *Idempotency {
 	if ttl == 0 {
 		ttl = 24 * time.Hour
 	}
@@ -54,17 +55,13 @@ type idemRecord struct {
 	Body        []byte `json:"body,omitempty"`
 }
 
-// middleware wraps h for a route of listener whose callers present their key in header.
-// Without an Idempotency-Key, or without a valid API key (h answers 401), it is h itself.
-func (id *Idempotency) middleware(d Deps, header string, role Role, maxBody int64, h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
+// middleware wraps h, behind the authentication layer: records are per key. Without
+// an Idempotency-Key it is h itself.
+func (id *Idempotency) middleware(log *logrus.Logger, maxBody int64, h keyedFunc) keyedFunc {
+	return func(w http.ResponseWriter, r *http.Request, key Key) error {
 		ik := r.Header.Get("Idempotency-Key")
 		if ik == "" {
-			return h(w, r)
-		}
-		key, err := d.Keys.Authenticate(bearer(r.Header.Get(header)), role)
-		if err != nil {
-			return h(w, r)
+			return h(w, r, key)
 		}
 		if !validIdemKey(ik) {
 			return errIdemKey
@@ -92,18 +89,18 @@ func (id *Idempotency) middleware(d Deps, header string, role Role, maxBody int6
 			return id.replay(w, r, rk, mac)
 		}
 		rec := &recorder{header: http.Header{}}
-		herr := h(rec, r)
+		herr := h(rec, r, key)
 		if herr != nil {
 			writeErr(rec, herr)
 		}
 		// Answers that say "try again" free the key; every other answer is final.
 		ctx := context.WithoutCancel(r.Context())
-		if rec.status >= 500 || rec.status == http.StatusUnauthorized || rec.status == http.StatusTooManyRequests {
+		if rec.status >= 500 || rec.status == http.StatusTooManyRequests {
 			id.c.Del(ctx, rk)
 		} else {
 			done, _ := json.Marshal(idemRecord{Done: true, MAC: mac, Status: rec.status, ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()})
 			if err := id.c.Set(ctx, rk, done, id.ttl).Err(); err != nil {
-				d.Log.WithField("request_id", info(r).id).WithError(err).Error("idempotency record not stored")
+				log.WithField("request_id", info(r).id).WithError(err).Error("idempotency record not stored")
 			}
 		}
 		rec.flush(w)

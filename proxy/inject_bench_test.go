@@ -4,8 +4,25 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/chdproxy/chdproxy/internal/testcards"
 	"github.com/chdproxy/chdproxy/policy"
 )
+
+// h2hRoute is the default policy's initPaymentHost2Host route.
+func h2hRoute(tb testing.TB) *policy.Route {
+	tb.Helper()
+	pol, err := policy.LoadDefault()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := range pol.Routes {
+		if pol.Routes[i].Path == "/initPaymentHost2Host" {
+			return &pol.Routes[i]
+		}
+	}
+	tb.Fatal("the default policy has no initPaymentHost2Host route")
+	return nil
+}
 
 // benchToken stands for the token a merchant backend sends.
 const benchToken = "tok_4fH8sK2pLq9ZxT7vWm3Rb1"
@@ -24,14 +41,11 @@ var benchH2HBody = []byte(`{"payment_method":"card","account":"EUR-sandbox","amo
 // check every field against the route, then splice the card data in (number and CVV
 // replaced, expiry and holder added).
 func BenchmarkInject(b *testing.B) {
-	route, ok := policy.Default().InjectRoute("/initPaymentHost2Host")
-	if !ok {
-		b.Fatal("the default policy has no initPaymentHost2Host route")
-	}
+	route := h2hRoute(b)
 	// What detokenization yields; inject builds a fresh set per request.
 	values := map[string]string{
-		"card_number": "4012000000003010", "card_cvv": "123",
-		"card_exp_month": "12", "card_exp_year": "30", "card_holder": "John Doe",
+		"card_number": testcards.Success, "card_cvv": testcards.CVV,
+		"card_exp_month": testcards.ExpMonth, "card_exp_year": testcards.ExpYearShort, "card_holder": testcards.Holder,
 	}
 	add := []string{"card_exp_month", "card_exp_year", "card_holder"}
 	b.SetBytes(int64(len(benchH2HBody)))
@@ -50,7 +64,7 @@ func BenchmarkInject(b *testing.B) {
 			set[k] = []byte(v)
 		}
 		out := splice(benchH2HBody, fields, set, add)
-		if !bytes.Contains(out, []byte(`"card_holder":"John Doe"`)) {
+		if !bytes.Contains(out, []byte(`"card_holder":"`+testcards.Holder+`"`)) {
 			b.Fatalf("splice lost a field: %s", out)
 		}
 		wipe(out)
@@ -60,7 +74,7 @@ func BenchmarkInject(b *testing.B) {
 // The benchmark's body must be what the forward path accepts, or it measures
 // nothing: one token, referenced from the card number and CVV fields.
 func TestBenchmarkInjectBodyIsAccepted(t *testing.T) {
-	route, _ := policy.Default().InjectRoute("/initPaymentHost2Host")
+	route := h2hRoute(t)
 	fields, err := parseObject(benchH2HBody)
 	if err != nil {
 		t.Fatal(err)

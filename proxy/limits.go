@@ -48,8 +48,8 @@ type Limiter struct {
 	vault chan struct{}
 }
 
-// NewLimiter returns a Limiter; the zero Limits means DefaultLimits.
-func NewLimiter(l Limits) *Limiter {
+// newLimiter returns a Limiter; the zero Limits means DefaultLimits.
+func newLimiter(l Limits) *Limiter {
 	if l == (Limits{}) {
 		l = DefaultLimits
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chdproxy/chdproxy/internal/testcards"
 	"github.com/chdproxy/chdproxy/proxy"
 	"github.com/chdproxy/chdproxy/vault"
 )
@@ -27,7 +28,7 @@ type loadResult struct {
 // tokenizeLoad runs workers that tokenize as fast as they can until stop closes, and
 // returns every answer. Transport errors count as status 0.
 func tokenizeLoad(h *harness, workers int, stop <-chan struct{}) []loadResult {
-	body, _ := json.Marshal(cardFields(panSuccess, cvvVisa))
+	body, _ := json.Marshal(cardFields(testcards.Success, testcards.CVV))
 	var (
 		mu  sync.Mutex
 		out []loadResult
@@ -41,7 +42,7 @@ func tokenizeLoad(h *harness, workers int, stop <-chan struct{}) []loadResult {
 					return
 				default:
 				}
-				req, _ := http.NewRequest(http.MethodPost, h.collect.URL+"/v1/tokens", strings.NewReader(string(body)))
+				req, _ := http.NewRequest(http.MethodPost, h.collect+"/v1/tokens", strings.NewReader(string(body)))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+h.keys[merchantA][proxy.RolePublishable])
 				start := time.Now()
@@ -104,8 +105,8 @@ func TestOutageDuringLoadGivesClean503sAndNoHalfWrittenTokens(t *testing.T) {
 		t.Skip("integration test")
 	}
 	t.Run("Vault sealed mid-run: every stored record belongs to a 201", func(t *testing.T) {
-		transit, rdb, vs := realDeps(t, 2*time.Second)
-		h := newHarness(t, harnessOptions{transit: transit, redis: rdb, limits: loadLimits})
+		transit, vs := realVault(t, 2*time.Second)
+		h := newHarness(t, harnessOptions{transit: transit, realRedis: true, limits: loadLimits})
 
 		stop := make(chan struct{})
 		go func() {
@@ -121,11 +122,11 @@ func TestOutageDuringLoadGivesClean503sAndNoHalfWrittenTokens(t *testing.T) {
 		// No half-written token: the records in Redis are exactly the 201s, each whole.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		records, err := rdb.Keys(ctx, "chd:rec:*").Result()
+		records, err := h.rdb.Keys(ctx, "chd:rec:*").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		cvvs, err := rdb.Keys(ctx, "chd:cvv:*").Result()
+		cvvs, err := h.rdb.Keys(ctx, "chd:cvv:*").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,19 +142,15 @@ func TestOutageDuringLoadGivesClean503sAndNoHalfWrittenTokens(t *testing.T) {
 	})
 
 	t.Run("redis-server killed mid-run: fast 503s, and tokens answered 201 were written", func(t *testing.T) {
-		rs, rdb := realRedis(t)
-		h := newHarness(t, harnessOptions{redis: rdb, limits: loadLimits})
+		h := newHarness(t, harnessOptions{realRedis: true, limits: loadLimits})
 
 		var before []string
 		stop := make(chan struct{})
 		go func() {
 			time.Sleep(700 * time.Millisecond)
 			// What Redis holds just before it dies, to compare with the 201s.
-			before, _ = rdb.Keys(context.Background(), "chd:rec:*").Result()
-			h.mu.Lock()
-			h.redisClosed = true // nothing left to scan afterwards
-			h.mu.Unlock()
-			rs.Stop()
+			before, _ = h.rdb.Keys(context.Background(), "chd:rec:*").Result()
+			h.closeRedis() // the redis-server is killed: nothing left to scan afterwards
 			time.Sleep(700 * time.Millisecond)
 			close(stop)
 		}()

@@ -103,7 +103,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // wrap turns a handlerFunc into an http.Handler with a request id, panic recovery,
 // one error writer, an access log line that names the route (never the URL) and,
 // when event is not empty, an audit record.
-func wrap(d Deps, listener, event string, h handlerFunc) http.Handler {
+func wrap(d *deps, listener, event string, h handlerFunc) http.Handler {
 	log := d.Log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -190,10 +190,7 @@ func auditRecord(r *http.Request, listener, event string) AuditRecord {
 
 // newRouter returns a router whose 404 and 405 answers use our error format.
 // Unknown routes are audited too: probing is an access attempt.
-func newRouter(d Deps, listener string) *mux.Router {
-	if d.Audit == nil || d.Log == nil || d.Vault == nil || d.Keys == nil || d.Limiter == nil || d.Idempotency == nil {
-		panic("proxy: Deps needs Vault, Keys, Log, Audit, Limiter and Idempotency")
-	}
+func newRouter(d *deps, listener string) *mux.Router {
 	// Paths match exactly as sent: no redirect to a cleaned path (which mux would answer
 	// itself, unlogged and unaudited, also to CONNECT with its authority-form target).
 	rt := mux.NewRouter().SkipClean(true)

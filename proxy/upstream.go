@@ -28,10 +28,10 @@ type UpstreamOptions struct {
 // errEgressDenied is returned by the dialer for any address the policy does not name.
 var errEgressDenied = errors.New("egress to this address is not allowed by the policy")
 
-// NewUpstreamClient returns the client for forwarded calls. It dials only the policy's
+// newUpstreamClient returns the client for forwarded calls. It dials only the policy's
 // upstream hosts (checked at connect time), verifies TLS (1.2+), follows no redirect
 // and never retries a request that may have been sent.
-func NewUpstreamClient(pol *policy.Policy, o UpstreamOptions) (*http.Client, error) {
+func newUpstreamClient(pol *policy.Policy, o UpstreamOptions) (*http.Client, error) {
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 3 * time.Second
 	}

@@ -143,7 +143,7 @@ func key(b []byte, i int, t *tracker) int {
 	if j-(i+1) < minKeyLen {
 		return i
 	}
-	t.edits = append(t.edits, edit{start: i + 1, end: j, repl: Redacted, field: true})
+	t.edits = append(t.edits, edit{start: i + 1, end: j, repl: redacted, field: true})
 	return j
 }
 
@@ -166,48 +166,11 @@ func escapedLetter(b []byte, p int) bool {
 // name, it adds an edit replacing the value and returns the index at which
 // scanning resumes (after the value, or at its closing quote); else i.
 func (rd *Redactor) field(b []byte, i int, t *tracker) int {
-	// The name: [spaces] ["] name ["] before the delimiter.
-	j := i - 1
-	for j >= 0 && (b[j] == ' ' || b[j] == '\t') {
-		j--
-	}
-	quoted, qk := false, 0 // qk: backslashes before the name's quotes
-	if j >= 0 && b[j] == '"' {
-		quoted = true
-		j--
-		for j >= 0 && b[j] == '\\' {
-			qk++
-			j--
-		}
-	}
-	ne := j + 1
-	cut := -1 // the last '.' or '[' of the name
-	for j >= 0 && isNameChar[b[j]] {
-		if cut < 0 && (b[j] == '.' || b[j] == '[') && b[j+1] != ']' {
-			cut = j
-		}
-		j--
-	}
-	ns := j + 1
-	if ns == ne {
+	n, ok := nameBefore(b, i)
+	if !ok {
 		return i
 	}
-	if quoted {
-		if j < 0 || b[j] != '"' {
-			return i
-		}
-	} else if ns > 0 && b[ns-1] == '\\' && escapedLetter(b, ns) {
-		ns++ // "...\r\nAuthorization: ..." inside a JSON string
-	}
-	// Its last segment: card.cvv, card[cvv] → cvv.
-	se := ne
-	for se > ns && b[se-1] == ']' {
-		se--
-	}
-	ss := ns
-	if cut >= ns {
-		ss = cut + 1
-	}
+	ss, se := n.lastSegment(b)
 	if ss >= se {
 		return i
 	}
@@ -215,8 +178,71 @@ func (rd *Redactor) field(b []byte, i int, t *tracker) int {
 	if kind == kindNone {
 		return i
 	}
+	return redactValue(b, i, n, kind, t)
+}
 
-	// The value.
+// fieldName is the name before a ':' or '=': b[start:end].
+type fieldName struct {
+	start, end int
+	cut        int  // the last '.' or '[' of the name, or -1
+	quoted     bool // a JSON string
+	qk         int  // backslashes before the name's quotes
+}
+
+// nameBefore reads [spaces] ["] name ["] before the delimiter b[i].
+func nameBefore(b []byte, i int) (fieldName, bool) {
+	var n fieldName
+	j := i - 1
+	for j >= 0 && (b[j] == ' ' || b[j] == '\t') {
+		j--
+	}
+	if j >= 0 && b[j] == '"' {
+		n.quoted = true
+		j--
+		for j >= 0 && b[j] == '\\' {
+			n.qk++
+			j--
+		}
+	}
+	n.end, n.cut = j+1, -1
+	for j >= 0 && isNameChar[b[j]] {
+		if n.cut < 0 && (b[j] == '.' || b[j] == '[') && b[j+1] != ']' {
+			n.cut = j
+		}
+		j--
+	}
+	n.start = j + 1
+	if n.start == n.end {
+		return n, false
+	}
+	if n.quoted {
+		if j < 0 || b[j] != '"' {
+			return n, false
+		}
+	} else if n.start > 0 && b[n.start-1] == '\\' && escapedLetter(b, n.start) {
+		n.start++ // "...\r\nAuthorization: ..." inside a JSON string
+	}
+	return n, true
+}
+
+// lastSegment returns the bounds of the name's last segment: card.cvv,
+// card[cvv] → cvv.
+func (n fieldName) lastSegment(b []byte) (start, end int) {
+	end = n.end
+	for end > n.start && b[end-1] == ']' {
+		end--
+	}
+	start = n.start
+	if n.cut >= n.start {
+		start = n.cut + 1
+	}
+	return start, end
+}
+
+// redactValue replaces the value after the delimiter b[i] of the field n of
+// the given kind, and returns the index at which scanning resumes; i when
+// there is no value.
+func redactValue(b []byte, i int, n fieldName, kind int, t *tracker) int {
 	v := i + 1
 	for v < len(b) && (b[v] == ' ' || b[v] == '\t') {
 		v++
@@ -232,52 +258,58 @@ func (rd *Redactor) field(b []byte, i int, t *tracker) int {
 	if v+k < len(b) && b[v+k] == '"' {
 		cs := v + k + 1
 		ce, next := stringEnd(b, cs, k)
-		if ce > cs && !equal(b[cs:ce], Redacted) {
-			t.edits = append(t.edits, edit{start: cs, end: ce, repl: Redacted, field: true})
+		if ce > cs {
+			t.replace(b, cs, ce, redacted)
 		}
 		return next
 	}
-	var repl string
-	if quoted {
-		repl = quotedRedacted(qk)
-	} else {
-		repl = Redacted
+	repl := redacted
+	if n.quoted {
+		repl = quotedRedacted(n.qk)
 	}
 	if b[v] == '[' || b[v] == '{' {
-		e := bracketEnd(b, v, qk)
-		if !equal(b[v:e], repl) {
-			t.edits = append(t.edits, edit{start: v, end: e, repl: repl, field: true})
-		}
+		e := bracketEnd(b, v, n.qk)
+		t.replace(b, v, e, repl)
 		return e
 	}
-	// A bare value.
-	var e int
-	switch {
-	case kind == kindHeader && !quoted && b[i] == ':':
-		// Header dump: to the end of the line (or of the enclosing string).
-		e = valueEnd(b, v, isLineEnd)
-		for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
-			e--
-		}
-	default:
-		e = bareEnd(b, v)
-		if kind == kindHeader && e+1 < len(b) && b[e] == ' ' && isScheme(b[v:e]) {
-			// authorization=Bearer xyz: the scheme and its credentials.
-			if e2 := bareEnd(b, e+1); e2 > e+1 {
-				e = e2
-			}
-		}
-	}
+	e := bareValueEnd(b, i, v, n.quoted, kind)
 	if e == v {
 		return i
 	}
-	if quoted && (equal(b[v:e], "null") || equal(b[v:e], "true") || equal(b[v:e], "false")) {
+	if n.quoted && (equal(b[v:e], "null") || equal(b[v:e], "true") || equal(b[v:e], "false")) {
 		return e
 	}
-	if !equal(b[v:e], repl) {
-		t.edits = append(t.edits, edit{start: v, end: e, repl: repl, field: true})
+	t.replace(b, v, e, repl)
+	return e
+}
+
+// bareValueEnd returns the end of the unquoted value at b[v] after the
+// delimiter b[i].
+func bareValueEnd(b []byte, i, v int, quoted bool, kind int) int {
+	if kind == kindHeader && !quoted && b[i] == ':' {
+		// Header dump: to the end of the line (or of the enclosing string).
+		e := valueEnd(b, v, isLineEnd)
+		for e > v && (b[e-1] == ' ' || b[e-1] == '\t') {
+			e--
+		}
+		return e
+	}
+	e := bareEnd(b, v)
+	if kind == kindHeader && e+1 < len(b) && b[e] == ' ' && isScheme(b[v:e]) {
+		// authorization=Bearer xyz: the scheme and its credentials.
+		if e2 := bareEnd(b, e+1); e2 > e+1 {
+			e = e2
+		}
 	}
 	return e
+}
+
+// replace adds a field edit replacing b[s:e] whole by repl, unless it
+// already reads repl (scrubbing is idempotent).
+func (t *tracker) replace(b []byte, s, e int, repl string) {
+	if !equal(b[s:e], repl) {
+		t.edits = append(t.edits, edit{start: s, end: e, repl: repl, field: true})
+	}
 }
 
 // isBareEnd reports whether c ends an unquoted value.
@@ -392,16 +424,16 @@ func bracketEnd(b []byte, v, k int) int {
 func quotedRedacted(k int) string {
 	switch k {
 	case 0:
-		return `"` + Redacted + `"`
+		return `"` + redacted + `"`
 	case 1:
-		return `\"` + Redacted + `\"`
+		return `\"` + redacted + `\"`
 	}
-	q := make([]byte, 0, 2*k+2+len(Redacted))
+	q := make([]byte, 0, 2*k+2+len(redacted))
 	for n := 0; n < k; n++ {
 		q = append(q, '\\')
 	}
 	q = append(q, '"')
-	q = append(q, Redacted...)
+	q = append(q, redacted...)
 	for n := 0; n < k; n++ {
 		q = append(q, '\\')
 	}

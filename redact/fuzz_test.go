@@ -45,7 +45,7 @@ func TestScrubPropertiesOnRandomInput(t *testing.T) {
 //	(b) Scrub(Scrub(x)) == Scrub(x);
 //	(c) Scrub never panics and never changes its input;
 //
-// and that ContainsPAN sees whatever the reference sees in the input.
+// and that containsPAN sees whatever the reference sees in the input.
 func FuzzScrub(f *testing.F) {
 	seeds := []string{
 		"",
@@ -109,10 +109,10 @@ func checkScrub(t *testing.T, in []byte, keepBIN bool) {
 	if again := r.Scrub(out); !bytes.Equal(again, out) {
 		t.Fatalf("not idempotent\n   in: %q\n once: %q\ntwice: %q", in, out, again)
 	}
-	if surviving(in) != nil && !r.ContainsPAN(in) {
-		t.Fatalf("ContainsPAN(%q) = false, the reference finds %v", in, surviving(in))
+	if surviving(in) != nil && !r.containsPAN(in) {
+		t.Fatalf("containsPAN(%q) = false, the reference finds %v", in, surviving(in))
 	}
-	if r.ContainsPAN(out) {
-		t.Fatalf("ContainsPAN(Scrub(%q)) = true; out: %q", in, out)
+	if r.containsPAN(out) {
+		t.Fatalf("containsPAN(Scrub(%q)) = true; out: %q", in, out)
 	}
 }

@@ -10,13 +10,13 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// Formatter is the logrus formatter of every logger in chdproxy. It adds
+// formatter is the logrus formatter of every logger in chdproxy. It adds
 // Fields to the entry, formats it with Inner, then scrubs the formatted
 // bytes: the message, every field and every error are covered, whatever
 // their type, because nothing is looked at before it is text. Hooks run
 // before formatters and see raw entries: do not add hooks that ship
 // entries elsewhere.
-type Formatter struct {
+type formatter struct {
 	Inner  logrus.Formatter // nil: logrus.JSONFormatter
 	R      *Redactor        // nil: New(Rules{})
 	Fields logrus.Fields    // added to every entry (e.g. policy_hash); they win over the entry's own
@@ -28,7 +28,7 @@ var (
 )
 
 // Format implements logrus.Formatter.
-func (f *Formatter) Format(e *logrus.Entry) ([]byte, error) {
+func (f *formatter) Format(e *logrus.Entry) ([]byte, error) {
 	inner, r := f.Inner, f.R
 	if inner == nil {
 		inner = defaultInner
@@ -57,7 +57,7 @@ func (f *Formatter) Format(e *logrus.Entry) ([]byte, error) {
 func NewLogger(w io.Writer, r *Redactor, policyHash string) *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(w)
-	l.SetFormatter(&Formatter{
+	l.SetFormatter(&formatter{
 		Inner:  &logrus.JSONFormatter{},
 		R:      r,
 		Fields: logrus.Fields{"policy_hash": policyHash},

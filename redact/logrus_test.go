@@ -114,7 +114,7 @@ func TestFormatterDefaultsAreSafe(t *testing.T) {
 	l := logrus.New()
 	var buf bytes.Buffer
 	l.SetOutput(&buf)
-	l.SetFormatter(&Formatter{})
+	l.SetFormatter(&formatter{})
 	l.WithField("cvv", "737").Info("card " + visa16)
 	assertNoCardData(t, buf.Bytes())
 	if !json.Valid(bytes.TrimSpace(buf.Bytes())) {
@@ -126,7 +126,7 @@ func TestFormatterScrubsTextFormat(t *testing.T) {
 	l := logrus.New()
 	var buf bytes.Buffer
 	l.SetOutput(&buf)
-	l.SetFormatter(&Formatter{Inner: &logrus.TextFormatter{DisableColors: true}, R: New(Rules{})})
+	l.SetFormatter(&formatter{Inner: &logrus.TextFormatter{DisableColors: true}, R: New(Rules{})})
 	l.WithField("card_cvv", "737").WithField("auth", "Bearer x").Info("card " + visa16)
 	assertNoCardData(t, buf.Bytes())
 	if !strings.Contains(buf.String(), "card_cvv=[REDACTED]") {
@@ -136,7 +136,7 @@ func TestFormatterScrubsTextFormat(t *testing.T) {
 
 func TestFormatterLeavesTheCallersEntryAlone(t *testing.T) {
 	l := logrus.New()
-	f := &Formatter{Fields: logrus.Fields{"policy_hash": "3b1f"}}
+	f := &formatter{Fields: logrus.Fields{"policy_hash": "3b1f"}}
 	e := logrus.NewEntry(l).WithField("a", 1)
 	if _, err := f.Format(e); err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func (badJSON) MarshalJSON() ([]byte, error) {
 }
 
 func TestFormatterErrorsCarryNoCardData(t *testing.T) {
-	f := &Formatter{}
+	f := &formatter{}
 	e := logrus.NewEntry(logrus.New()).WithField("x", badJSON{})
 	_, err := f.Format(e)
 	if err == nil {

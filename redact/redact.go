@@ -51,18 +51,18 @@ const (
 type Rules struct {
 	PANMask PANMask
 	// Fields are extra field names whose values are replaced whole, on top
-	// of DefaultFields. Matching ignores case and treats '-' and '_' alike;
-	// a name matches the last segment of a dotted or bracketed key
-	// (card.cvv, card[cvv]), so a name given as a path is cut to its last
-	// segment.
+	// of the CVV and wallet payload names. Matching ignores case and treats
+	// '-' and '_' alike; a name matches the last segment of a dotted or
+	// bracketed key (card.cvv, card[cvv]), so a name given as a path is cut
+	// to its last segment.
 	Fields []string
 	// Headers are extra header names treated like Authorization: their value
 	// runs to the end of the line in a header dump.
 	Headers []string
 }
 
-// Redacted replaces a field value or credential.
-const Redacted = "[REDACTED]"
+// redacted replaces a field value or credential.
+const redacted = "[REDACTED]"
 
 // minKeyLen is the number of base62 characters after sk_, pk_ or ak_ from
 // which the text is taken for a chdproxy key. Shorter ones (identifiers such
@@ -75,12 +75,6 @@ var defaultFields = []string{
 }
 
 var defaultHeaders = []string{"authorization", "proxy-authorization"}
-
-// DefaultFields returns the field names always redacted.
-func DefaultFields() []string { return slices.Clone(defaultFields) }
-
-// DefaultHeaders returns the header names always redacted.
-func DefaultHeaders() []string { return slices.Clone(defaultHeaders) }
 
 const (
 	kindNone = iota
@@ -206,10 +200,10 @@ func (rd *Redactor) String(s string) string {
 	return string(out)
 }
 
-// ContainsPAN reports whether b holds a Luhn-valid run of 13–19 digits in
+// containsPAN reports whether b holds a Luhn-valid run of 13–19 digits in
 // any of the forms Scrub masks (grouped, Unicode digits, JSON-escaped,
 // percent-encoded). Field names are not considered.
-func (rd *Redactor) ContainsPAN(b []byte) bool {
+func (rd *Redactor) containsPAN(b []byte) bool {
 	t := tracker{stop: true}
 	needDecoded := rawPAN(b, &t)
 	if t.found {
@@ -223,13 +217,13 @@ func (rd *Redactor) ContainsPAN(b []byte) bool {
 	return false
 }
 
-// Header returns the value to log for an HTTP header: [REDACTED] for
+// header returns the value to log for an HTTP header: [REDACTED] for
 // Authorization, Proxy-Authorization, Rules.Headers and redacted field
 // names, the scrubbed value otherwise.
-func (rd *Redactor) Header(name, value string) string {
+func (rd *Redactor) header(name, value string) string {
 	n := normName(name)
 	if n != "" && rd.lookup([]byte(n)) != kindNone {
-		return Redacted
+		return redacted
 	}
 	return rd.String(value)
 }

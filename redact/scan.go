@@ -65,7 +65,7 @@ type edit struct {
 // belong to a Luhn-valid window.
 type tracker struct {
 	keepBIN bool
-	stop    bool // stop at the first valid window (ContainsPAN)
+	stop    bool // stop at the first valid window (containsPAN)
 	found   bool
 
 	state int // 0 no run, 1 just after a digit, 2 just after digit+separator

@@ -6,10 +6,10 @@ import (
 	"io"
 )
 
-// MaxLine is the longest line Stream accepts.
-const MaxLine = 16 << 20
+// maxLine is the longest line Stream accepts.
+const maxLine = 16 << 20
 
-// ErrLineTooLong is returned by Stream for a line longer than MaxLine. A
+// ErrLineTooLong is returned by Stream for a line longer than 16 MiB. A
 // line is never cut in two: a PAN or a field value split across the cut
 // could survive, so Stream stops instead.
 var ErrLineTooLong = errors.New("redact: line longer than 16 MiB")
@@ -24,7 +24,7 @@ func (rd *Redactor) Stream(dst io.Writer, src io.Reader) error {
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if inLong || errors.Is(err, bufio.ErrBufferFull) {
-			if len(long)+len(chunk) > MaxLine {
+			if len(long)+len(chunk) > maxLine {
 				return ErrLineTooLong
 			}
 			long = append(long, chunk...)
@@ -40,7 +40,7 @@ func (rd *Redactor) Stream(dst io.Writer, src io.Reader) error {
 			}
 		}
 		long, inLong = long[:0], false
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {

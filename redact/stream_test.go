@@ -53,7 +53,7 @@ func TestStreamHandlesLongLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNoCardData(t, out.Bytes())
-	if got, want := out.Len(), len(in)-len("737")+len(Redacted); got != want {
+	if got, want := out.Len(), len(in)-len("737")+len(redacted); got != want {
 		t.Errorf("got %d bytes, want %d", got, want)
 	}
 	if !strings.HasSuffix(out.String(), "\nnext ************1111\n") {
@@ -62,7 +62,7 @@ func TestStreamHandlesLongLines(t *testing.T) {
 }
 
 func TestStreamRefusesLinesLongerThanMaxLine(t *testing.T) {
-	in := "first " + visa16 + "\n" + strings.Repeat("a", MaxLine+1) + visa16 + "\n"
+	in := "first " + visa16 + "\n" + strings.Repeat("a", maxLine+1) + visa16 + "\n"
 	var out bytes.Buffer
 	err := New(Rules{}).Stream(&out, strings.NewReader(in))
 	if !errors.Is(err, ErrLineTooLong) {

@@ -14,7 +14,7 @@ import (
 type arrival struct {
 	contentType string
 	body        []byte
-	check       CheckResponse
+	check       checkResponse
 }
 
 // receiver is a merchant callback endpoint that reports what arrived.
@@ -64,14 +64,14 @@ func TestCallbacksAreDeliveredOnStatusChanges(t *testing.T) {
 		path       string
 		body       map[string]any
 		order      string
-		status     Status
+		status     status
 		authStatus string
 	}{
-		{"a successful payment", "/initPaymentHost2Host", with(cardPayment("cb-1", panFrictionless), "callback_url", cb), "cb-1", StatusSuccess, ""},
-		{"a declined payment", "/initPaymentHost2Host", with(cardPayment("cb-2", panDecline), "callback_url", cb), "cb-2", StatusFail, ""},
-		{"an authorization", "/authorize", with(cardPayment("cb-3", panFrictionless), "callback_url", cb), "cb-3", StatusProcessing, AuthorizeAuthorized},
-		{"a capture", "/capture", map[string]any{"order_id": "cb-3", "amount": 10}, "cb-3", StatusSuccess, AuthorizeCaptured},
-		{"a withdrawal", "/withdrawal/init", with(withdrawal("cb-4", panFrictionless, 100), "callback_url", cb), "cb-4", StatusSuccess, ""},
+		{"a successful payment", "/initPaymentHost2Host", with(cardPayment("cb-1", panFrictionless), "callback_url", cb), "cb-1", statusSuccess, ""},
+		{"a declined payment", "/initPaymentHost2Host", with(cardPayment("cb-2", panDecline), "callback_url", cb), "cb-2", statusFail, ""},
+		{"an authorization", "/authorize", with(cardPayment("cb-3", panFrictionless), "callback_url", cb), "cb-3", statusProcessing, authorizeAuthorized},
+		{"a capture", "/capture", map[string]any{"order_id": "cb-3", "amount": 10}, "cb-3", statusSuccess, authorizeCaptured},
+		{"a withdrawal", "/withdrawal/init", with(withdrawal("cb-4", panFrictionless, 100), "callback_url", cb), "cb-4", statusSuccess, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name+" is notified", func(t *testing.T) {
@@ -94,19 +94,19 @@ func TestCallbacksAreDeliveredOnStatusChanges(t *testing.T) {
 		})
 	}
 	t.Run("a challenge is notified once decided, not when it starts", func(t *testing.T) {
-		var resp PaymentResponse
+		var resp paymentResponse
 		e.post("/initPaymentHost2Host", with(cardPayment("cb-5", panChallenge), "callback_url", cb), &resp)
 		expectNone(t, ch)
 		u, _ := url.Parse(deref(resp.FormURL))
-		e.submit(u.Path, url.Values{"decision": {ChallengeFail}})
-		if a := await(t, ch); a.check.OrderID != "cb-5" || a.check.Status != StatusFail || deref(a.check.ErrorMessage) != Decline3DSFailed {
+		e.submit(u.Path, url.Values{"decision": {challengeFail}})
+		if a := await(t, ch); a.check.OrderID != "cb-5" || a.check.Status != statusFail || deref(a.check.ErrorMessage) != decline3DSFailed {
 			t.Errorf("got %s, want cb-5 failed by 3-D Secure", a.body)
 		}
 	})
 	t.Run("a refund is notified at the refund's callback_url", func(t *testing.T) {
-		var resp RefundResponse
+		var resp refundResponse
 		e.post("/refund", map[string]any{"order_id": "cb-1", "amount": 5, "reason": "r", "callback_url": cb}, &resp)
-		if a := await(t, ch); a.check.OrderID != resp.RefundID || a.check.Type != TypeRefund {
+		if a := await(t, ch); a.check.OrderID != resp.RefundID || a.check.Type != typeRefund {
 			t.Errorf("got %s, want the refund", a.body)
 		}
 	})

@@ -134,8 +134,8 @@ const (
 )
 
 // cardInfoFor is the masked view of a valid PAN; the PAN itself is not kept.
-func cardInfoFor(pan string) *CardInfo {
-	return &CardInfo{
+func cardInfoFor(pan string) *cardInfo {
+	return &cardInfo{
 		Number:  maskPAN(pan),
 		BIN:     pan[:6],
 		Country: sandboxCardCountry,
@@ -145,8 +145,8 @@ func cardInfoFor(pan string) *CardInfo {
 }
 
 // walletCardInfo is what check reports for a wallet payment: only the network.
-func walletCardInfo(network string) *CardInfo {
-	return &CardInfo{Type: strings.ToUpper(network)}
+func walletCardInfo(network string) *cardInfo {
+	return &cardInfo{Type: strings.ToUpper(network)}
 }
 
 // parseExpiry accepts a month "1".."12" (one or two digits) and a year of two

@@ -22,23 +22,23 @@ type apiError struct {
 func (e *apiError) Error() string { return e.code + ": " + e.msg }
 
 func notFound(what string) *apiError {
-	return &apiError{status: http.StatusNotFound, code: CodeOrderNotFound, msg: what + " not found"}
+	return &apiError{status: http.StatusNotFound, code: codeOrderNotFound, msg: what + " not found"}
 }
 
 func invalidState(msg string) *apiError {
-	return &apiError{status: http.StatusConflict, code: CodeInvalidState, msg: msg}
+	return &apiError{status: http.StatusConflict, code: codeInvalidState, msg: msg}
 }
 
-var errDuplicateOrder = &apiError{status: http.StatusConflict, code: CodeDuplicateOrder, msg: "order_id already used by this merchant"}
+var errDuplicateOrder = &apiError{status: http.StatusConflict, code: codeDuplicateOrder, msg: "order_id already used by this merchant"}
 
-// writeError writes err as an ErrorResponse and returns the status and code.
+// writeError writes err as an errorResponse and returns the status and code.
 // Errors other than *apiError become a 500 without their text.
 func writeError(w http.ResponseWriter, err error) (int, string) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		ae = &apiError{status: http.StatusInternalServerError, code: CodeInternal, msg: "internal error"}
+		ae = &apiError{status: http.StatusInternalServerError, code: codeInternal, msg: "internal error"}
 	}
-	writeJSON(w, ae.status, ErrorResponse{Status: StatusFail, Err: ae.code, Msg: ae.msg, Fields: ae.fields})
+	writeJSON(w, ae.status, errorResponse{Status: statusFail, Err: ae.code, Msg: ae.msg, Fields: ae.fields})
 	return ae.status, ae.code
 }
 
@@ -67,15 +67,15 @@ func decode(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
-			// Field is a path through embedded structs ("PaymentFields.amount"):
+			// Field is a path through embedded structs ("paymentFields.amount"):
 			// its last element is the JSON name.
 			f := te.Field[strings.LastIndexByte(te.Field, '.')+1:]
-			return &apiError{status: http.StatusBadRequest, code: CodeValidation, msg: "field has the wrong type: " + f, fields: []string{f}}
+			return &apiError{status: http.StatusBadRequest, code: codeValidation, msg: "field has the wrong type: " + f, fields: []string{f}}
 		}
-		return &apiError{status: http.StatusBadRequest, code: CodeInvalidJSON, msg: "request body is not a valid JSON object"}
+		return &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: "request body is not a valid JSON object"}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return &apiError{status: http.StatusBadRequest, code: CodeInvalidJSON, msg: "request body has data after the JSON object"}
+		return &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: "request body has data after the JSON object"}
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (p problems) err() error {
 	}
 	return &apiError{
 		status: http.StatusBadRequest,
-		code:   CodeValidation,
+		code:   codeValidation,
 		msg:    "missing or invalid fields: " + strings.Join(p, ", "),
 		fields: append([]string(nil), p...),
 	}

@@ -8,20 +8,20 @@ import (
 	"github.com/gorilla/mux"
 )
 
-// XLSXContentType is the content type of the transaction-list result.
-const XLSXContentType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+// xlsxContentType is the content type of the transaction-list result.
+const xlsxContentType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 // exportTask is one transaction-list download task. Its rows are taken when
 // the task is created, so the result does not change afterwards.
 type exportTask struct {
 	id       string
 	merchant string
-	status   Status
+	status   status
 	created  time.Time
 	rows     [][]xlsxCell
 }
 
-var exportTypes = map[string]bool{TypePayment: true, TypeWithdrawal: true, TypeRefund: true}
+var exportTypes = map[string]bool{typePayment: true, typeWithdrawal: true, typeRefund: true}
 
 // exportHeader names the columns of the result sheet.
 var exportHeader = []string{"Order ID", "Transaction ID", "Type", "Status", "Amount", "Currency", "Card", "Card type", "Created", "End date", "Error"}
@@ -31,13 +31,13 @@ var exportHeader = []string{"Order ID", "Transaction ID", "Type", "Status", "Amo
 // dateFrom and dateTo (Unix milliseconds, both inclusive). The task starts in
 // status 1.
 func (s *Sandbox) exportCreate(r *http.Request, merchant string) (any, error) {
-	var req ExportTaskRequest
+	var req exportTaskRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	var p problems
 	p.check("type", exportTypes[req.Type])
-	p.check("status", req.Status != nil && (*req.Status == StatusFail || *req.Status == StatusProcessing || *req.Status == StatusSuccess))
+	p.check("status", req.Status != nil && (*req.Status == statusFail || *req.Status == statusProcessing || *req.Status == statusSuccess))
 	p.check("dateFrom", req.DateFrom != nil && *req.DateFrom >= 0)
 	p.check("dateTo", req.DateTo != nil && *req.DateTo >= 0)
 	if req.DateFrom != nil && req.DateTo != nil && *req.DateFrom > *req.DateTo {
@@ -64,12 +64,12 @@ func (s *Sandbox) exportCreate(r *http.Request, merchant string) (any, error) {
 		}
 		return picked[i].orderID < picked[j].orderID
 	})
-	task := &exportTask{id: newID(), merchant: m.key, status: StatusProcessing, created: s.opts.Now()}
+	task := &exportTask{id: newID(), merchant: m.key, status: statusProcessing, created: s.opts.Now()}
 	for _, t := range picked {
 		task.rows = append(task.rows, exportRow(t))
 	}
 	s.tasks[task.id] = task
-	return ExportTaskResponse{ID: task.id, Status: task.status}, nil
+	return exportTaskResponse{ID: task.id, Status: task.status}, nil
 }
 
 // exportRow is one sheet row: masked card only.
@@ -92,7 +92,7 @@ func exportRow(t *txn) []xlsxCell {
 func (s *Sandbox) task(r *http.Request, merchant string) (*exportTask, error) {
 	t := s.tasks[mux.Vars(r)["taskId"]]
 	if t == nil || t.merchant != merchant {
-		return nil, &apiError{status: http.StatusNotFound, code: CodeTaskNotFound, msg: "task not found"}
+		return nil, &apiError{status: http.StatusNotFound, code: codeTaskNotFound, msg: "task not found"}
 	}
 	return t, nil
 }
@@ -106,8 +106,8 @@ func (s *Sandbox) exportStatus(r *http.Request, merchant string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.status = StatusSuccess
-	return ExportTaskResponse{ID: t.id, Status: t.status}, nil
+	t.status = statusSuccess
+	return exportTaskResponse{ID: t.id, Status: t.status}, nil
 }
 
 // exportResult: GET …/excel/task/{taskId}/result — the xlsx document, once the
@@ -119,8 +119,8 @@ func (s *Sandbox) exportResult(r *http.Request, merchant string) (any, error) {
 	var created time.Time
 	if err == nil {
 		rows, created = t.rows, t.created
-		if t.status != StatusSuccess {
-			err = &apiError{status: http.StatusConflict, code: CodeTaskNotReady, msg: "task is not complete; poll its status first"}
+		if t.status != statusSuccess {
+			err = &apiError{status: http.StatusConflict, code: codeTaskNotReady, msg: "task is not complete; poll its status first"}
 		}
 	}
 	s.mu.Unlock()
@@ -131,5 +131,5 @@ func (s *Sandbox) exportResult(r *http.Request, merchant string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileResponse{contentType: XLSXContentType, filename: "transactions-" + t.id + ".xlsx", body: b}, nil
+	return &fileResponse{contentType: xlsxContentType, filename: "transactions-" + t.id + ".xlsx", body: b}, nil
 }

@@ -33,14 +33,14 @@ func TestExportTaskValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name+" is refused", func(t *testing.T) {
-			er := e.refuse(exportPath, c.body, http.StatusBadRequest, CodeValidation)
+			er := e.refuse(exportPath, c.body, http.StatusBadRequest, codeValidation)
 			if strings.Join(er.Fields, ",") != c.fields {
 				t.Errorf("got %v, want %s", er.Fields, c.fields)
 			}
 		})
 	}
 	t.Run("a non-numeric dateTo string is refused", func(t *testing.T) {
-		e.refuse(exportPath, with(valid, "dateTo", "yesterday"), http.StatusBadRequest, CodeValidation)
+		e.refuse(exportPath, with(valid, "dateTo", "yesterday"), http.StatusBadRequest, codeValidation)
 	})
 	t.Run("dateTo as a string, as typed in the documentation, is accepted", func(t *testing.T) {
 		e.post(exportPath, with(valid, "dateTo", "1679678900200"), nil)
@@ -59,9 +59,9 @@ func TestExportProducesAnXLSXOfMatchingTransactions(t *testing.T) {
 
 	from := testNow.Add(-time.Minute).UnixMilli()
 	to := testNow.Add(time.Minute).UnixMilli()
-	var task ExportTaskResponse
+	var task exportTaskResponse
 	e.post(exportPath, map[string]any{"type": "Payment", "status": 2, "dateFrom": from, "dateTo": to}, &task)
-	if task.Status != StatusProcessing || len(task.ID) != 24 {
+	if task.Status != statusProcessing || len(task.ID) != 24 {
 		t.Fatalf("got %+v, want a task in status 1", task)
 	}
 
@@ -91,8 +91,8 @@ func TestExportProducesAnXLSXOfMatchingTransactions(t *testing.T) {
 	resp := e.doResp(http.MethodGet, exportPath+"/task/"+task.ID+"/result", defaultAuth, "", nil)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != XLSXContentType {
-		t.Fatalf("got %d %q, want 200 %s", resp.StatusCode, resp.Header.Get("Content-Type"), XLSXContentType)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != xlsxContentType {
+		t.Fatalf("got %d %q, want 200 %s", resp.StatusCode, resp.Header.Get("Content-Type"), xlsxContentType)
 	}
 	if !strings.Contains(resp.Header.Get("Content-Disposition"), ".xlsx") {
 		t.Errorf("got Content-Disposition %q, want an .xlsx attachment", resp.Header.Get("Content-Disposition"))
@@ -145,7 +145,7 @@ func TestExportProducesAnXLSXOfMatchingTransactions(t *testing.T) {
 	}
 
 	t.Run("a failed-payment export lists the declined payment with its error", func(t *testing.T) {
-		var task ExportTaskResponse
+		var task exportTaskResponse
 		e.post(exportPath, map[string]any{"type": "Payment", "status": -1, "dateFrom": 0, "dateTo": to}, &task)
 		e.do(http.MethodGet, exportPath+"/task/"+task.ID, defaultAuth, nil)
 		_, b := e.do(http.MethodGet, exportPath+"/task/"+task.ID+"/result", defaultAuth, nil)
@@ -159,7 +159,7 @@ func TestExportProducesAnXLSXOfMatchingTransactions(t *testing.T) {
 				x, _ := io.ReadAll(rc)
 				rc.Close()
 				rows := sheetRows(t, x)
-				if len(rows) != 2 || rows[1][0] != "x-failed" || rows[1][10] != DeclineGateNotFound {
+				if len(rows) != 2 || rows[1][0] != "x-failed" || rows[1][10] != declineGateNotFound {
 					t.Errorf("got %v, want the declined payment", rows)
 				}
 			}

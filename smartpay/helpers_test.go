@@ -12,16 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chdproxy/chdproxy/internal/testcards"
+
 	"github.com/sirupsen/logrus"
 )
 
 // Test cards from the documentation, and ordinary Luhn-valid cards that fail.
-const (
-	panFrictionless = "4012000000003010"
-	panChallenge    = "4003830171874018"
+var (
+	panFrictionless = testcards.Success
+	panChallenge    = testcards.Challenge
 	panDecline      = "4123540003981114" // the documentation's withdrawal example
-	panMastercard   = "5555555555554444"
-	testCVV         = "737"
+	panMastercard   = testcards.Decline
+	testCVV         = testcards.CVV
 )
 
 var testPANs = []string{panFrictionless, panChallenge, panDecline, panMastercard}
@@ -161,22 +163,22 @@ func (e *env) post(path string, body, out any) {
 }
 
 // refuse sends an authenticated JSON POST that must fail with status and code.
-func (e *env) refuse(path string, body any, status int, code string) ErrorResponse {
+func (e *env) refuse(path string, body any, status int, code string) errorResponse {
 	e.t.Helper()
 	got, b := e.do(http.MethodPost, path, defaultAuth, body)
-	var er ErrorResponse
+	var er errorResponse
 	if err := json.Unmarshal(b, &er); err != nil {
 		e.t.Fatalf("POST %s: error body %s: %v", path, b, err)
 	}
-	if got != status || er.Err != code || er.Status != StatusFail {
+	if got != status || er.Err != code || er.Status != statusFail {
 		e.t.Fatalf("POST %s: got %d %q, want %d %q; body %s", path, got, er.Err, status, code, b)
 	}
 	return er
 }
 
-func (e *env) checkOrder(orderID string) CheckResponse {
+func (e *env) checkOrder(orderID string) checkResponse {
 	e.t.Helper()
-	var c CheckResponse
+	var c checkResponse
 	e.post("/check", map[string]any{"order_id": orderID}, &c)
 	return c
 }
@@ -184,7 +186,7 @@ func (e *env) checkOrder(orderID string) CheckResponse {
 // customer holds the documentation's example customer, with its numeric zip code.
 func customer(orderID string) map[string]any {
 	return map[string]any{
-		"account":             DefaultPaymentAccount,
+		"account":             defaultPaymentAccount,
 		"amount":              1000,
 		"currency":            "EUR",
 		"order_id":            orderID,
@@ -206,7 +208,7 @@ func customer(orderID string) map[string]any {
 // cardPayment is an initPaymentHost2Host/authorize body for pan, valid to 12/30.
 func cardPayment(orderID, pan string) map[string]any {
 	m := customer(orderID)
-	m["payment_method"] = MethodCard
+	m["payment_method"] = methodCard
 	m["card_holder"] = "John Doe"
 	m["card_number"] = pan
 	m["card_exp_month"] = "12"
@@ -221,7 +223,7 @@ var examplePayload = base64.StdEncoding.EncodeToString([]byte(`{"paymentData":{"
 func walletPayment(orderID, method, network string) map[string]any {
 	m := customer(orderID)
 	m["payment_method"] = method
-	if method == MethodApplePay {
+	if method == methodApplePay {
 		m["apple_pay_dpan"] = examplePayload
 		m["apple_pay_payment_method_network"] = network
 	} else {
@@ -233,10 +235,10 @@ func walletPayment(orderID, method, network string) map[string]any {
 
 func withdrawal(orderID, pan string, amount int64) map[string]any {
 	return map[string]any{
-		"account":              DefaultPayoutAccount,
+		"account":              defaultPayoutAccount,
 		"order_id":             orderID,
 		"amount":               amount,
-		"payment_method":       MethodCard,
+		"payment_method":       methodCard,
 		"customer_card_number": pan,
 		"merchant_site":        "https://merchant.site",
 		"customer_first_name":  "John",

@@ -22,8 +22,8 @@ const (
 
 // Form values of the challenge page.
 const (
-	ChallengeSuccess = "success"
-	ChallengeFail    = "fail"
+	challengeSuccess = "success"
+	challengeFail    = "fail"
 )
 
 type pageData struct {
@@ -105,12 +105,12 @@ func finished(t *txn, base string) outcome {
 	if t.pending == pendingChallenge {
 		return outcome{redirect: base + challengePrefix + t.id}
 	}
-	ok := t.status == StatusSuccess || t.authStatus == AuthorizeAuthorized
+	ok := t.status == statusSuccess || t.authStatus == authorizeAuthorized
 	target, title, msg := t.failURL, "Payment failed", "The transaction was declined."
 	if ok {
 		target, title, msg = t.successURL, "Payment successful", "The transaction succeeded."
 	}
-	if t.typ == TypeTokenization {
+	if t.typ == typeTokenization {
 		title, msg = "Card saved", "The card can now receive withdrawals."
 	}
 	if target != "" {
@@ -152,7 +152,7 @@ func (s *Sandbox) payForm(w http.ResponseWriter, r *http.Request) {
 		renderPage(w, http.StatusOK, d)
 		return
 	}
-	c := CardFields{
+	c := cardFields{
 		CardHolder:   strings.TrimSpace(r.PostForm.Get("card_holder")),
 		CardNumber:   compactDigits(r.PostForm.Get("card_number")),
 		CardExpMonth: strings.TrimSpace(r.PostForm.Get("card_exp_month")),
@@ -194,10 +194,10 @@ func (s *Sandbox) challenge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.PostForm.Get("decision") {
-	case ChallengeSuccess:
+	case challengeSuccess:
 		s.approve(t)
-	case ChallengeFail:
-		s.decline(t, Decline3DSFailed, nil)
+	case challengeFail:
+		s.decline(t, decline3DSFailed, nil)
 	default:
 		s.mu.Unlock()
 		d.Problems = []string{"decision"}
@@ -255,7 +255,7 @@ func (s *Sandbox) tokenizePage(w http.ResponseWriter, r *http.Request) {
 		t.cardExpired = expired(mo, y, s.opts.Now())
 	}
 	t.pending = pendingNone
-	t.status = StatusSuccess
+	t.status = statusSuccess
 	t.ended = s.opts.Now()
 	s.notify(t)
 	o := finished(t, s.baseURL(r))

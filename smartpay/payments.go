@@ -18,7 +18,7 @@ const maxOrderIDLen = 255
 
 // validatePayment checks the fields shared by initPayment, initPaymentHost2Host
 // and authorize against the documentation's tables.
-func validatePayment(p *problems, f *PaymentFields, call paymentCall) {
+func validatePayment(p *problems, f *paymentFields, call paymentCall) {
 	p.require("account", f.Account)
 	p.check("amount", f.Amount > 0)
 	p.check("currency", validCurrency(f.Currency))
@@ -47,7 +47,7 @@ func validatePayment(p *problems, f *PaymentFields, call paymentCall) {
 // validateCard checks card fields: holder present, PAN 12–19 digits and
 // Luhn-valid, month 1–12, year of 2 or 4 digits, CVV of 3 or 4 digits. An
 // expiry in the past is not a validation error: the payment is declined.
-func validateCard(p *problems, c *CardFields) {
+func validateCard(p *problems, c *cardFields) {
 	p.require("card_holder", c.CardHolder)
 	p.check("card_holder", len(c.CardHolder) <= 255)
 	p.check("card_number", validPAN(c.CardNumber))
@@ -78,17 +78,17 @@ func validRecurExp(s string) bool {
 }
 
 // newPayment starts a Payment transaction in status 1 from the shared fields.
-func (s *Sandbox) newPayment(m *merchantState, f *PaymentFields, method string) *txn {
+func (s *Sandbox) newPayment(m *merchantState, f *paymentFields, method string) *txn {
 	return &txn{
 		id:          newID(),
 		merchant:    m.key,
 		orderID:     f.OrderID,
-		typ:         TypePayment,
+		typ:         typePayment,
 		method:      method,
 		account:     f.Account,
 		currency:    f.Currency,
 		amount:      f.Amount,
-		status:      StatusProcessing,
+		status:      statusProcessing,
 		recurrent:   f.Recurrent,
 		firstName:   f.CustomerFirstName,
 		lastName:    f.CustomerLastName,
@@ -100,13 +100,13 @@ func (s *Sandbox) newPayment(m *merchantState, f *PaymentFields, method string) 
 }
 
 // openPayment checks account, currency and order id uniqueness. s.mu held.
-func (s *Sandbox) openPayment(m *merchantState, f *PaymentFields) error {
+func (s *Sandbox) openPayment(m *merchantState, f *paymentFields) error {
 	a, err := m.account(f.Account, AccountPayment)
 	if err != nil {
 		return err
 	}
 	if a.Currency != f.Currency {
-		return &apiError{status: http.StatusBadRequest, code: CodeCurrencyMismatch, msg: "currency does not match the account", fields: []string{"currency"}}
+		return &apiError{status: http.StatusBadRequest, code: codeCurrencyMismatch, msg: "currency does not match the account", fields: []string{"currency"}}
 	}
 	if m.orders[f.OrderID] != nil {
 		return errDuplicateOrder
@@ -121,7 +121,7 @@ func (s *Sandbox) openPayment(m *merchantState, f *PaymentFields) error {
 func (s *Sandbox) payWithCard(t *txn, number, month, year string) {
 	t.card = cardInfoFor(number)
 	if m, y, _ := parseExpiry(month, year); expired(m, y, s.opts.Now()) {
-		s.decline(t, DeclineCardExpired, nil)
+		s.decline(t, declineCardExpired, nil)
 		return
 	}
 	switch classify(number) {
@@ -130,7 +130,7 @@ func (s *Sandbox) payWithCard(t *txn, number, month, year string) {
 	case classChallenge:
 		t.pending = pendingChallenge
 	default:
-		s.decline(t, DeclineGateNotFound, docCascade())
+		s.decline(t, declineGateNotFound, docCascade())
 	}
 }
 
@@ -143,26 +143,26 @@ func (s *Sandbox) payWithWallet(t *txn, network string) {
 		s.approve(t)
 		return
 	}
-	s.decline(t, DeclineBrandUnavailable, []CascadeError{{GatePriority: 0, ErrorCategory: DeclineBrandUnavailable}})
+	s.decline(t, declineBrandUnavailable, []cascadeError{{GatePriority: 0, ErrorCategory: declineBrandUnavailable}})
 }
 
 const declinedMsg = "transaction declined"
 
-// paymentResponse is the answer to initPaymentHost2Host and authorize.
-func (s *Sandbox) paymentResponse(t *txn, base string) PaymentResponse {
-	resp := PaymentResponse{OrderID: t.id, Status: t.status, Description: ""}
+// paymentResult is the answer to initPaymentHost2Host and authorize.
+func (s *Sandbox) paymentResult(t *txn, base string) paymentResponse {
+	resp := paymentResponse{OrderID: t.id, Status: t.status, Description: ""}
 	switch {
 	case t.pending == pendingChallenge:
 		link := base + challengePrefix + t.id
 		resp.FormURL, resp.ACSURL, resp.MD = ptr(link), ptr(link), ptr(t.id)
-		resp.ResponseType = ResponseRedirect
-	case t.status == StatusSuccess:
-		resp.ResponseType = ResponseSuccess
-	case t.status == StatusFail:
-		resp.ResponseType = ResponseFail
+		resp.ResponseType = responseRedirect
+	case t.status == statusSuccess:
+		resp.ResponseType = responseSuccess
+	case t.status == statusFail:
+		resp.ResponseType = responseFail
 		resp.Err, resp.Msg = ptr(t.errorMessage), ptr(declinedMsg)
-	case t.authStatus == AuthorizeAuthorized:
-		resp.ResponseType = ResponseAuthorized
+	case t.authStatus == authorizeAuthorized:
+		resp.ResponseType = responseAuthorized
 	}
 	if !t.ended.IsZero() {
 		resp.EndDate = ptr(formatTime(t.ended))
@@ -173,51 +173,51 @@ func (s *Sandbox) paymentResponse(t *txn, base string) PaymentResponse {
 // initPayment: POST /initPayment — a hosted payment form; the customer enters
 // the card on the sandbox's form page.
 func (s *Sandbox) initPayment(r *http.Request, merchant string) (any, error) {
-	var req InitPaymentRequest
+	var req initPaymentRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	var p problems
-	validatePayment(&p, &req.PaymentFields, callInitPayment)
+	validatePayment(&p, &req.paymentFields, callInitPayment)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.merchants[merchant]
-	if err := s.openPayment(m, &req.PaymentFields); err != nil {
+	if err := s.openPayment(m, &req.paymentFields); err != nil {
 		return nil, err
 	}
-	t := s.newPayment(m, &req.PaymentFields, MethodCard)
+	t := s.newPayment(m, &req.paymentFields, methodCard)
 	t.pending = pendingForm
 	s.insert(m, t)
-	return InitPaymentResponse{
-		Status:       StatusProcessing,
+	return initPaymentResponse{
+		Status:       statusProcessing,
 		FormURL:      ptr(s.baseURL(r) + payFormPrefix + t.id),
 		OrderID:      t.orderID,
-		ResponseType: ResponseRedirect,
+		ResponseType: responseRedirect,
 	}, nil
 }
 
 // initPaymentHost2Host: POST /initPaymentHost2Host — card or wallet data sent
 // by the merchant.
 func (s *Sandbox) initPaymentHost2Host(r *http.Request, merchant string) (any, error) {
-	var req HostToHostRequest
+	var req hostToHostRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	method := req.PaymentMethod
 	if method == "" {
-		method = MethodCard
+		method = methodCard
 	}
 	var p problems
-	validatePayment(&p, &req.PaymentFields, callHostToHost)
+	validatePayment(&p, &req.paymentFields, callHostToHost)
 	switch method {
-	case MethodCard:
-		validateCard(&p, &req.CardFields)
-	case MethodApplePay:
+	case methodCard:
+		validateCard(&p, &req.cardFields)
+	case methodApplePay:
 		validateWallet(&p, "apple_pay_dpan", req.ApplePayDPAN, "apple_pay_payment_method_network", req.ApplePayMethodNetwork)
-	case MethodGooglePay:
+	case methodGooglePay:
 		validateWallet(&p, "google_pay_dpan", req.GooglePayDPAN, "google_pay_payment_method_network", req.GooglePayMethodNetwork)
 	default:
 		p.add("payment_method")
@@ -230,52 +230,52 @@ func (s *Sandbox) initPaymentHost2Host(r *http.Request, merchant string) (any, e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.merchants[merchant]
-	if err := s.openPayment(m, &req.PaymentFields); err != nil {
+	if err := s.openPayment(m, &req.paymentFields); err != nil {
 		return nil, err
 	}
-	t := s.newPayment(m, &req.PaymentFields, method)
+	t := s.newPayment(m, &req.paymentFields, method)
 	switch method {
-	case MethodCard:
+	case methodCard:
 		s.payWithCard(t, req.CardNumber, req.CardExpMonth, req.CardExpYear)
-	case MethodApplePay:
+	case methodApplePay:
 		s.payWithWallet(t, req.ApplePayMethodNetwork)
-	case MethodGooglePay:
+	case methodGooglePay:
 		s.payWithWallet(t, req.GooglePayMethodNetwork)
 	}
 	s.insert(m, t)
-	return s.paymentResponse(t, s.baseURL(r)), nil
+	return s.paymentResult(t, s.baseURL(r)), nil
 }
 
 // authorize: POST /authorize — first step of authorize-capture, card only.
 // Success leaves the order in status 1 with authorize_status "authorized".
 func (s *Sandbox) authorize(r *http.Request, merchant string) (any, error) {
-	var req AuthorizeRequest
+	var req authorizeRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	var p problems
-	validatePayment(&p, &req.PaymentFields, callAuthorize)
-	validateCard(&p, &req.CardFields)
+	validatePayment(&p, &req.paymentFields, callAuthorize)
+	validateCard(&p, &req.cardFields)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.merchants[merchant]
-	if err := s.openPayment(m, &req.PaymentFields); err != nil {
+	if err := s.openPayment(m, &req.paymentFields); err != nil {
 		return nil, err
 	}
-	t := s.newPayment(m, &req.PaymentFields, MethodCard)
+	t := s.newPayment(m, &req.paymentFields, methodCard)
 	t.authorize = true
 	s.payWithCard(t, req.CardNumber, req.CardExpMonth, req.CardExpYear)
 	s.insert(m, t)
-	return s.paymentResponse(t, s.baseURL(r)), nil
+	return s.paymentResult(t, s.baseURL(r)), nil
 }
 
 // check: POST /check — the order's current state. order_id may be the
 // merchant's order id, the sandbox's transaction id, or a refund_id/payment_id.
 func (s *Sandbox) check(r *http.Request, merchant string) (any, error) {
-	var req CheckRequest
+	var req checkRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func (s *Sandbox) authorized(merchant, ref string) (*txn, error) {
 	if t == nil {
 		return nil, notFound("order")
 	}
-	if !t.authorize || t.authStatus != AuthorizeAuthorized || t.status != StatusProcessing {
+	if !t.authorize || t.authStatus != authorizeAuthorized || t.status != statusProcessing {
 		return nil, invalidState("order is not an authorized, uncaptured payment")
 	}
 	return t, nil
@@ -307,7 +307,7 @@ func (s *Sandbox) authorized(merchant, ref string) (*txn, error) {
 
 // capture: POST /capture — captures the whole authorized amount or a part of it.
 func (s *Sandbox) capture(r *http.Request, merchant string) (any, error) {
-	var req CaptureRequest
+	var req captureRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -328,19 +328,19 @@ func (s *Sandbox) capture(r *http.Request, merchant string) (any, error) {
 		amount = int64(*req.Amount)
 	}
 	if amount > t.amount {
-		return nil, &apiError{status: http.StatusBadRequest, code: CodeAmountExceeds, msg: "amount exceeds the authorized amount", fields: []string{"amount"}}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeAmountExceeds, msg: "amount exceeds the authorized amount", fields: []string{"amount"}}
 	}
 	t.captured = amount
-	t.authStatus = AuthorizeCaptured
-	t.status = StatusSuccess
+	t.authStatus = authorizeCaptured
+	t.status = statusSuccess
 	t.ended = s.opts.Now()
 	s.notify(t)
-	return CaptureResponse{OrderID: t.id, Status: t.status}, nil
+	return captureResponse{OrderID: t.id, Status: t.status}, nil
 }
 
 // cancel: POST /cancel — voids an authorization; the order ends in status -1.
 func (s *Sandbox) cancel(r *http.Request, merchant string) (any, error) {
-	var req CancelRequest
+	var req cancelRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -355,17 +355,17 @@ func (s *Sandbox) cancel(r *http.Request, merchant string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.authStatus = AuthorizeCancelled
-	t.status = StatusFail
+	t.authStatus = authorizeCancelled
+	t.status = statusFail
 	t.ended = s.opts.Now()
 	s.notify(t)
-	return CancelResponse{OrderID: t.id, Status: t.status}, nil
+	return cancelResponse{OrderID: t.id, Status: t.status}, nil
 }
 
 // refund: POST /refund — refunds part or all of a successful payment. Each
 // refund is a Refund transaction in status 2 whose order_id is its refund_id.
 func (s *Sandbox) refund(r *http.Request, merchant string) (any, error) {
-	var req RefundRequest
+	var req refundRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -384,34 +384,34 @@ func (s *Sandbox) refund(r *http.Request, merchant string) (any, error) {
 	if parent == nil {
 		return nil, notFound("order")
 	}
-	if parent.typ != TypePayment || parent.status != StatusSuccess {
+	if parent.typ != typePayment || parent.status != statusSuccess {
 		return nil, invalidState("only a successful payment can be refunded")
 	}
 	if req.Amount > parent.charged()-parent.refunded {
-		return nil, &apiError{status: http.StatusBadRequest, code: CodeAmountExceeds, msg: "amount exceeds the refundable amount", fields: []string{"amount"}}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeAmountExceeds, msg: "amount exceeds the refundable amount", fields: []string{"amount"}}
 	}
 	parent.refunded += req.Amount
 	id := newUUID()
 	now := s.opts.Now()
 	t := &txn{
-		id: newID(), alias: id, merchant: m.key, orderID: id, typ: TypeRefund,
+		id: newID(), alias: id, merchant: m.key, orderID: id, typ: typeRefund,
 		method: parent.method, account: parent.account, currency: parent.currency,
-		amount: req.Amount, status: StatusSuccess, card: parent.card,
+		amount: req.Amount, status: statusSuccess, card: parent.card,
 		firstName: parent.firstName, lastName: parent.lastName,
 		callbackURL: req.CallbackURL, parentID: parent.id, created: now, ended: now,
 	}
 	s.insert(m, t)
 	s.notify(t)
-	return RefundResponse{Success: true, RefundID: id, ParentTransaction: parent.id}, nil
+	return refundResponse{Success: true, RefundID: id, ParentTransaction: parent.id}, nil
 }
 
-var recurPeriods = map[string]bool{RecurDaily: true, RecurWeekly: true, RecurMonthly: true, RecurQuarterly: true, RecurAnnually: true}
+var recurPeriods = map[string]bool{recurDaily: true, recurWeekly: true, recurMonthly: true, recurQuarterly: true, recurAnnually: true}
 
 // recurrent: POST /recurrent — a merchant-initiated payment on the card of a
 // successful payment made with recurrent=true. It succeeds at once and can in
 // turn be a parent.
 func (s *Sandbox) recurrent(r *http.Request, merchant string) (any, error) {
-	var req RecurrentRequest
+	var req recurrentRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -433,7 +433,7 @@ func (s *Sandbox) recurrent(r *http.Request, merchant string) (any, error) {
 	if parent == nil {
 		return nil, notFound("parent order")
 	}
-	if parent.typ != TypePayment || parent.status != StatusSuccess || !parent.recurrent {
+	if parent.typ != typePayment || parent.status != statusSuccess || !parent.recurrent {
 		return nil, invalidState("parent is not a successful recurrent payment")
 	}
 	if m.orders[req.OrderID] != nil {
@@ -442,13 +442,13 @@ func (s *Sandbox) recurrent(r *http.Request, merchant string) (any, error) {
 	id := newUUID()
 	now := s.opts.Now()
 	t := &txn{
-		id: newID(), alias: id, merchant: m.key, orderID: req.OrderID, typ: TypePayment,
+		id: newID(), alias: id, merchant: m.key, orderID: req.OrderID, typ: typePayment,
 		method: parent.method, account: parent.account, currency: parent.currency,
-		amount: req.Amount, status: StatusSuccess, recurrent: true, card: parent.card,
+		amount: req.Amount, status: statusSuccess, recurrent: true, card: parent.card,
 		firstName: parent.firstName, lastName: parent.lastName,
 		callbackURL: req.CallbackURL, parentID: parent.id, created: now, ended: now,
 	}
 	s.insert(m, t)
 	s.notify(t)
-	return RecurrentResponse{Success: true, PaymentID: id}, nil
+	return recurrentResponse{Success: true, PaymentID: id}, nil
 }

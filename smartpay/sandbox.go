@@ -23,25 +23,25 @@ import (
 const (
 	DefaultMerchantKey    = "test"
 	DefaultMerchantSecret = "qwerty" // public example secret from the documentation
-	DefaultPaymentAccount = "EUR-sandbox"
-	DefaultPayoutAccount  = "EUR-sandbox-payout"
-	// DefaultPayoutBalance is the starting balance of DefaultPayoutAccount in
+	defaultPaymentAccount = "EUR-sandbox"
+	defaultPayoutAccount  = "EUR-sandbox-payout"
+	// defaultPayoutBalance is the starting balance of defaultPayoutAccount in
 	// cents: 10 000.00 EUR, enough for the documentation's 100.00 EUR payout
 	// many times over, small enough to test an insufficient balance.
-	DefaultPayoutBalance int64 = 1_000_000
+	defaultPayoutBalance int64 = 1_000_000
 )
 
 // Limits.
 const (
-	// MaxBodyBytes is the largest request body the sandbox reads.
-	MaxBodyBytes = 1 << 20
-	// DefaultMaxRecorded is how many requests Received keeps by default.
-	DefaultMaxRecorded = 1000
-	// DefaultCallbackTimeout bounds one callback delivery.
-	DefaultCallbackTimeout = 5 * time.Second
-	// DefaultMaxCallbacksInFlight bounds concurrent callback deliveries; a
+	// maxBodyBytes is the largest request body the sandbox reads.
+	maxBodyBytes = 1 << 20
+	// defaultMaxRecorded is how many requests Received keeps by default.
+	defaultMaxRecorded = 1000
+	// defaultCallbackTimeout bounds one callback delivery.
+	defaultCallbackTimeout = 5 * time.Second
+	// defaultMaxCallbacksInFlight bounds concurrent callback deliveries; a
 	// callback that finds no free slot is dropped (and logged).
-	DefaultMaxCallbacksInFlight = 32
+	defaultMaxCallbacksInFlight = 32
 )
 
 // AccountType tells what an account may be used for.
@@ -77,22 +77,23 @@ func (m Merchant) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "Merchant{key:%q secret:%t accounts:%d}", m.Key, m.Secret != "", len(m.Accounts))
 }
 
-// DefaultMerchants is the documentation's example merchant test:qwerty with a
-// EUR payment account and a EUR payout account holding DefaultPayoutBalance.
-func DefaultMerchants() []Merchant {
+// defaultMerchants is the documentation's example merchant test:qwerty with a
+// EUR payment account and a EUR payout account holding defaultPayoutBalance.
+func defaultMerchants() []Merchant {
 	return []Merchant{{
 		Key:    DefaultMerchantKey,
 		Secret: DefaultMerchantSecret,
 		Accounts: []Account{
-			{Name: DefaultPaymentAccount, Type: AccountPayment, Currency: "EUR"},
-			{Name: DefaultPayoutAccount, Type: AccountPayout, Currency: "EUR", Balance: DefaultPayoutBalance},
+			{Name: defaultPaymentAccount, Type: AccountPayment, Currency: "EUR"},
+			{Name: defaultPayoutAccount, Type: AccountPayout, Currency: "EUR", Balance: defaultPayoutBalance},
 		},
 	}}
 }
 
 // Options configure a Sandbox. The zero value is usable.
 type Options struct {
-	// Merchants known to the sandbox; DefaultMerchants() when empty.
+	// Merchants known to the sandbox; when empty, test:qwerty with the
+	// accounts EUR-sandbox (payment) and EUR-sandbox-payout (payout).
 	Merchants []Merchant
 	// Now is the clock (expiry checks, endDate, export date filters); time.Now when nil.
 	Now func() time.Time
@@ -106,15 +107,15 @@ type Options struct {
 	// HTTPClient delivers callbacks. When nil, a client that follows no
 	// redirects and times out after CallbackTimeout is used.
 	HTTPClient *http.Client
-	// CallbackTimeout bounds one delivery; DefaultCallbackTimeout when zero.
+	// CallbackTimeout bounds one delivery; 5 s when zero.
 	CallbackTimeout time.Duration
-	// MaxCallbacksInFlight bounds concurrent deliveries; DefaultMaxCallbacksInFlight when zero.
+	// MaxCallbacksInFlight bounds concurrent deliveries; 32 when zero.
 	MaxCallbacksInFlight int
 	// DisableRecording stops Received from recording requests (for a
 	// long-running sandbox: recorded bodies hold card data).
 	DisableRecording bool
 	// MaxRecorded bounds the requests kept for Received (oldest dropped);
-	// DefaultMaxRecorded when zero.
+	// 1000 when zero.
 	MaxRecorded int
 	// Logger receives one line per request (route name, status, error code)
 	// and callback outcomes; never bodies, URLs or card data. Discarded when nil.
@@ -124,8 +125,8 @@ type Options struct {
 // SandboxOptions is Options under the name used in the team's contract.
 type SandboxOptions = Options
 
-// Validate lists every problem in o; nil when o is usable.
-func (o Options) Validate() error {
+// validate lists every problem in o; nil when o is usable.
+func (o Options) validate() error {
 	var errs []error
 	keys := map[string]bool{}
 	for i, m := range o.Merchants {
@@ -211,27 +212,28 @@ type merchantState struct {
 	orders       map[string]*txn // by merchant order_id (and refund_id)
 }
 
-// NewSandbox returns a Sandbox with opts applied. It panics if opts.Validate
-// fails; configuration that comes from users should be validated first.
+// NewSandbox returns a Sandbox with opts applied. It panics on invalid opts
+// (duplicate or empty merchant keys, bad accounts, a BaseURL that is not an
+// absolute http(s) URL, negative limits).
 func NewSandbox(opts Options) *Sandbox {
-	if err := opts.Validate(); err != nil {
+	if err := opts.validate(); err != nil {
 		panic("smartpay: invalid sandbox options: " + err.Error())
 	}
 	if len(opts.Merchants) == 0 {
-		opts.Merchants = DefaultMerchants()
+		opts.Merchants = defaultMerchants()
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
 	if opts.CallbackTimeout == 0 {
-		opts.CallbackTimeout = DefaultCallbackTimeout
+		opts.CallbackTimeout = defaultCallbackTimeout
 	}
 	if opts.MaxCallbacksInFlight == 0 {
-		opts.MaxCallbacksInFlight = DefaultMaxCallbacksInFlight
+		opts.MaxCallbacksInFlight = defaultMaxCallbacksInFlight
 	}
 	if opts.MaxRecorded == 0 {
-		opts.MaxRecorded = DefaultMaxRecorded
+		opts.MaxRecorded = defaultMaxRecorded
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{
@@ -269,10 +271,8 @@ func (s *Sandbox) Received(path string) []Received {
 	return out
 }
 
-// Reset forgets every transaction, export task and recorded request, and
+// reset forgets every transaction, export task and recorded request, and
 // restores the configured balances. Callbacks already in flight still finish.
-func (s *Sandbox) Reset() { s.reset() }
-
 func (s *Sandbox) reset() {
 	merchants := make(map[string]*merchantState, len(s.opts.Merchants))
 	for _, m := range s.opts.Merchants {
@@ -312,14 +312,14 @@ func (s *Sandbox) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body []byte
 		if r.Body != nil {
-			b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+			b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 			_ = r.Body.Close()
 			if err != nil {
-				writeError(w, &apiError{status: http.StatusBadRequest, code: CodeInvalidJSON, msg: "request body could not be read"})
+				writeError(w, &apiError{status: http.StatusBadRequest, code: codeInvalidJSON, msg: "request body could not be read"})
 				return
 			}
-			if len(b) > MaxBodyBytes {
-				writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, code: CodeBodyTooLarge, msg: "request body is too large"})
+			if len(b) > maxBodyBytes {
+				writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge, msg: "request body is too large"})
 				return
 			}
 			body = b
@@ -373,10 +373,10 @@ func (s *Sandbox) routes() http.Handler {
 	r.HandleFunc(tokenizePagePath, s.tokenizePage).Methods(http.MethodGet, http.MethodPost).Name("tokenizePage")
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, &apiError{status: http.StatusNotFound, code: CodeNotFound, msg: "no such endpoint"})
+		writeError(w, &apiError{status: http.StatusNotFound, code: codeNotFound, msg: "no such endpoint"})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, &apiError{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed, msg: "method not allowed"})
+		writeError(w, &apiError{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed, msg: "method not allowed"})
 	})
 	return r
 }
@@ -398,7 +398,7 @@ func (s *Sandbox) api(name string, wantJSON bool, fn apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		merchant, err := s.authenticate(r)
 		if err == nil && wantJSON && !isJSON(r.Header.Get("Content-Type")) {
-			err = &apiError{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedMedia, msg: "Content-Type must be application/json"}
+			err = &apiError{status: http.StatusUnsupportedMediaType, code: codeUnsupportedMedia, msg: "Content-Type must be application/json"}
 		}
 		var out any
 		if err == nil {
@@ -426,7 +426,7 @@ func (s *Sandbox) api(name string, wantJSON bool, fn apiFunc) http.Handler {
 	})
 }
 
-var errUnauthorized = &apiError{status: http.StatusUnauthorized, code: CodeUnauthorized, msg: "missing or invalid Basic credentials"}
+var errUnauthorized = &apiError{status: http.StatusUnauthorized, code: codeUnauthorized, msg: "missing or invalid Basic credentials"}
 
 // authenticate checks Basic credentials against the merchants' secret digests
 // in constant time; an unknown key costs the same comparison.

@@ -39,10 +39,10 @@ func TestBasicAuthIsRequiredOnEveryAPIPath(t *testing.T) {
 			t.Run(p.path+" refuses "+a.name, func(t *testing.T) {
 				resp := e.doResp(p.method, p.path, a.header, "application/json", `{}`)
 				defer resp.Body.Close()
-				var er ErrorResponse
+				var er errorResponse
 				_ = json.NewDecoder(resp.Body).Decode(&er)
-				if resp.StatusCode != http.StatusUnauthorized || er.Err != CodeUnauthorized {
-					t.Errorf("got %d %q, want 401 %q", resp.StatusCode, er.Err, CodeUnauthorized)
+				if resp.StatusCode != http.StatusUnauthorized || er.Err != codeUnauthorized {
+					t.Errorf("got %d %q, want 401 %q", resp.StatusCode, er.Err, codeUnauthorized)
 				}
 				if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic ") {
 					t.Errorf("got WWW-Authenticate %q, want a Basic challenge", got)
@@ -52,7 +52,7 @@ func TestBasicAuthIsRequiredOnEveryAPIPath(t *testing.T) {
 	}
 	t.Run("the documentation's example credentials are accepted", func(t *testing.T) {
 		// "Authorization: Basic dGVzdDpxd2VydHk=" in every curl example.
-		status, b := e.do(http.MethodPost, "/withdrawal/balance/get", "Basic dGVzdDpxd2VydHk=", map[string]any{"account": DefaultPayoutAccount})
+		status, b := e.do(http.MethodPost, "/withdrawal/balance/get", "Basic dGVzdDpxd2VydHk=", map[string]any{"account": defaultPayoutAccount})
 		if status != http.StatusOK {
 			t.Errorf("got %d %s, want 200", status, b)
 		}
@@ -61,7 +61,7 @@ func TestBasicAuthIsRequiredOnEveryAPIPath(t *testing.T) {
 
 func TestRequestsMustBeJSON(t *testing.T) {
 	e := newEnv(t, Options{})
-	body := `{"account":"` + DefaultPayoutAccount + `"}`
+	body := `{"account":"` + defaultPayoutAccount + `"}`
 	cases := []struct {
 		name, contentType string
 		want              int
@@ -89,16 +89,16 @@ func TestMalformedBodiesAreRefusedWithoutEchoingThem(t *testing.T) {
 		name, body, code string
 		fields           []string
 	}{
-		{"truncated JSON", `{"order_id":`, CodeInvalidJSON, nil},
-		{"an array", `[]`, CodeInvalidJSON, nil},
-		{"trailing data", `{"order_id":"a"} {}`, CodeInvalidJSON, nil},
-		{"a wrongly typed field is named", `{"order_id":"a","amount":"` + panDecline + `"}`, CodeValidation, []string{"amount"}},
-		{"a boolean zip code is named", `{"customer_zip_code":true}`, CodeValidation, []string{"customer_zip_code"}},
+		{"truncated JSON", `{"order_id":`, codeInvalidJSON, nil},
+		{"an array", `[]`, codeInvalidJSON, nil},
+		{"trailing data", `{"order_id":"a"} {}`, codeInvalidJSON, nil},
+		{"a wrongly typed field is named", `{"order_id":"a","amount":"` + panDecline + `"}`, codeValidation, []string{"amount"}},
+		{"a boolean zip code is named", `{"customer_zip_code":true}`, codeValidation, []string{"customer_zip_code"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			status, b := e.do(http.MethodPost, "/initPaymentHost2Host", defaultAuth, c.body)
-			var er ErrorResponse
+			var er errorResponse
 			if err := json.Unmarshal(b, &er); err != nil {
 				t.Fatalf("body %s: %v", b, err)
 			}
@@ -122,12 +122,12 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 		status             int
 		code               string
 	}{
-		{"an unknown path is 404", http.MethodPost, "/nope", http.StatusNotFound, CodeNotFound},
-		{"GET on a POST endpoint is 405", http.MethodGet, "/check", http.StatusMethodNotAllowed, CodeMethodNotAllowed},
+		{"an unknown path is 404", http.MethodPost, "/nope", http.StatusNotFound, codeNotFound},
+		{"GET on a POST endpoint is 405", http.MethodGet, "/check", http.StatusMethodNotAllowed, codeMethodNotAllowed},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, b := e.do(c.method, c.path, defaultAuth, nil)
-			var er ErrorResponse
+			var er errorResponse
 			_ = json.Unmarshal(b, &er)
 			if status != c.status || er.Err != c.code {
 				t.Errorf("got %d %q, want %d %q", status, er.Err, c.status, c.code)
@@ -138,7 +138,7 @@ func TestUnknownPathsAndMethodsAnswerJSON(t *testing.T) {
 
 func TestBodiesAboveTheLimitAreRefused(t *testing.T) {
 	e := newEnv(t, Options{})
-	big := `{"order_id":"` + strings.Repeat("a", MaxBodyBytes) + `"}`
+	big := `{"order_id":"` + strings.Repeat("a", maxBodyBytes) + `"}`
 	status, _ := e.do(http.MethodPost, "/check", defaultAuth, big)
 	if status != http.StatusRequestEntityTooLarge {
 		t.Errorf("got %d, want 413", status)
@@ -172,11 +172,11 @@ func TestReceivedRecordsWhatArrived(t *testing.T) {
 		t.Errorf("Received returned the sandbox's own buffer")
 	}
 
-	e.sb.Reset()
+	e.sb.reset()
 	if n := len(e.sb.Received("")); n != 0 {
-		t.Errorf("after Reset got %d recorded requests, want 0", n)
+		t.Errorf("after reset got %d recorded requests, want 0", n)
 	}
-	e.refuse("/check", map[string]any{"order_id": "rec-1"}, http.StatusNotFound, CodeOrderNotFound)
+	e.refuse("/check", map[string]any{"order_id": "rec-1"}, http.StatusNotFound, codeOrderNotFound)
 }
 
 func TestRecordingIsBoundedAndCanBeOff(t *testing.T) {
@@ -208,7 +208,7 @@ func TestOptionsValidateListsEveryProblem(t *testing.T) {
 			{Key: "m", Secret: "s"},
 		},
 	}
-	err := o.Validate()
+	err := o.validate()
 	if err == nil {
 		t.Fatal("got nil, want problems")
 	}
@@ -231,32 +231,32 @@ func TestOptionsValidateListsEveryProblem(t *testing.T) {
 func TestResetRestoresConfiguredBalances(t *testing.T) {
 	e := newEnv(t, Options{})
 	e.post("/withdrawal/init", withdrawal("w-reset", panFrictionless, 5000), nil)
-	var b BalanceResponse
-	e.post("/withdrawal/balance/get", map[string]any{"account": DefaultPayoutAccount}, &b)
-	if b.Balance != DefaultPayoutBalance-5000 {
-		t.Fatalf("got balance %d, want %d", b.Balance, DefaultPayoutBalance-5000)
+	var b balanceResponse
+	e.post("/withdrawal/balance/get", map[string]any{"account": defaultPayoutAccount}, &b)
+	if b.Balance != defaultPayoutBalance-5000 {
+		t.Fatalf("got balance %d, want %d", b.Balance, defaultPayoutBalance-5000)
 	}
-	e.sb.Reset()
-	e.post("/withdrawal/balance/get", map[string]any{"account": DefaultPayoutAccount}, &b)
-	if b.Balance != DefaultPayoutBalance {
-		t.Errorf("after Reset got balance %d, want %d", b.Balance, DefaultPayoutBalance)
+	e.sb.reset()
+	e.post("/withdrawal/balance/get", map[string]any{"account": defaultPayoutAccount}, &b)
+	if b.Balance != defaultPayoutBalance {
+		t.Errorf("after reset got balance %d, want %d", b.Balance, defaultPayoutBalance)
 	}
 }
 
 func TestCardCarryingValuesNeverPrintTheirData(t *testing.T) {
-	var h2h HostToHostRequest
+	var h2h hostToHostRequest
 	h2h.OrderID = "o-1"
 	h2h.CardNumber, h2h.CardCVV, h2h.CardHolder = panFrictionless, testCVV, "John Doe"
 	h2h.ApplePayDPAN = examplePayload
-	var auth AuthorizeRequest
+	var auth authorizeRequest
 	auth.CardNumber, auth.CardCVV = panChallenge, testCVV
-	wd := WithdrawalRequest{OrderID: "w-1", CustomerCardNumber: panDecline}
+	wd := withdrawalRequest{OrderID: "w-1", CustomerCardNumber: panDecline}
 	rec := Received{Method: "POST", Path: "/x", Body: []byte(`{"card_number":"` + panMastercard + `"}`)}
 	m := Merchant{Key: "k", Secret: "topsecret-value"}
 	values := []any{
-		h2h, &h2h, auth, wd, h2h.CardFields, h2h.WalletFields, rec, m,
-		struct{ Req HostToHostRequest }{h2h},
-		struct{ C CardFields }{h2h.CardFields},
+		h2h, &h2h, auth, wd, h2h.cardFields, h2h.walletFields, rec, m,
+		struct{ Req hostToHostRequest }{h2h},
+		struct{ C cardFields }{h2h.cardFields},
 		[]Received{rec},
 	}
 	secrets := append(append([]string(nil), testPANs...), testCVV, examplePayload, "topsecret-value", "John Doe")

@@ -20,7 +20,7 @@ type txn struct {
 	alias    string // refund_id or payment_id (UUID), when the call hands one out
 	merchant string
 	orderID  string // merchant order_id (refund_id for refunds)
-	typ      string // TypePayment, TypeWithdrawal, TypeRefund, TypeTokenization
+	typ      string // typePayment, typeWithdrawal, typeRefund or typeTokenization
 	method   string
 	account  string
 	currency string
@@ -29,17 +29,17 @@ type txn struct {
 	captured int64 // captured amount of an authorize-capture payment
 	refunded int64 // sum of refunds of this payment
 
-	status     Status
+	status     status
 	authorize  bool   // created by /authorize
 	authStatus string // AuthorizeAuthorized, AuthorizeCaptured, AuthorizeCancelled or ""
 	recurrent  bool
 	pending    string
 
-	card         *CardInfo
+	card         *cardInfo
 	class        cardClass // tokenization: verdict for later withdrawals
 	cardExpired  bool      // tokenization: the card's expiry had passed
 	errorMessage string
-	cascade      []CascadeError
+	cascade      []cascadeError
 
 	firstName, lastName string
 	callbackURL         string
@@ -52,15 +52,15 @@ type txn struct {
 // charged is the amount the transaction moved: the captured amount of a
 // captured authorization, else the amount.
 func (t *txn) charged() int64 {
-	if t.authStatus == AuthorizeCaptured {
+	if t.authStatus == authorizeCaptured {
 		return t.captured
 	}
 	return t.amount
 }
 
 // view is the check response (and callback body) for t.
-func (t *txn) view() CheckResponse {
-	v := CheckResponse{
+func (t *txn) view() checkResponse {
+	v := checkResponse{
 		OrderID:   t.orderID,
 		Status:    t.status,
 		Amount:    t.charged(),
@@ -74,7 +74,7 @@ func (t *txn) view() CheckResponse {
 	}
 	if t.errorMessage != "" {
 		v.ErrorMessage = ptr(t.errorMessage)
-		v.CascadeErrors = append([]CascadeError(nil), t.cascade...)
+		v.CascadeErrors = append([]cascadeError(nil), t.cascade...)
 	}
 	if !t.ended.IsZero() {
 		v.EndDate = ptr(formatTime(t.ended))
@@ -91,11 +91,11 @@ func ptr[T any](v T) *T { return &v }
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // docCascade is the cascade of a declined payment, as in the documentation.
-func docCascade() []CascadeError {
-	return []CascadeError{
-		{GatePriority: 0, ErrorCategory: DeclineAntifraudRules},
-		{GatePriority: 1, ErrorCategory: DeclineGateSkipped},
-		{GatePriority: 2, ErrorCategory: DeclineBrandUnavailable},
+func docCascade() []cascadeError {
+	return []cascadeError{
+		{GatePriority: 0, ErrorCategory: declineAntifraudRules},
+		{GatePriority: 1, ErrorCategory: declineGateSkipped},
+		{GatePriority: 2, ErrorCategory: declineBrandUnavailable},
 	}
 }
 
@@ -126,10 +126,10 @@ func (s *Sandbox) lookup(m *merchantState, ref string) *txn {
 func (m *merchantState) account(name string, typ AccountType) (*Account, error) {
 	a := m.accounts[name]
 	if a == nil {
-		return nil, &apiError{status: http.StatusBadRequest, code: CodeAccountNotFound, msg: "account not found for this merchant", fields: []string{"account"}}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeAccountNotFound, msg: "account not found for this merchant", fields: []string{"account"}}
 	}
 	if a.Type != typ {
-		return nil, &apiError{status: http.StatusBadRequest, code: CodeAccountType, msg: "account is not a " + string(typ) + " account", fields: []string{"account"}}
+		return nil, &apiError{status: http.StatusBadRequest, code: codeAccountType, msg: "account is not a " + string(typ) + " account", fields: []string{"account"}}
 	}
 	return a, nil
 }
@@ -139,18 +139,18 @@ func (m *merchantState) account(name string, typ AccountType) (*Account, error) 
 func (s *Sandbox) approve(t *txn) {
 	t.pending = pendingNone
 	if t.authorize {
-		t.authStatus = AuthorizeAuthorized
+		t.authStatus = authorizeAuthorized
 	} else {
-		t.status = StatusSuccess
+		t.status = statusSuccess
 		t.ended = s.opts.Now()
 	}
 	s.notify(t)
 }
 
 // decline moves t to status -1 with reason code.
-func (s *Sandbox) decline(t *txn, code string, cascade []CascadeError) {
+func (s *Sandbox) decline(t *txn, code string, cascade []cascadeError) {
 	t.pending = pendingNone
-	t.status = StatusFail
+	t.status = statusFail
 	t.errorMessage = code
 	t.cascade = cascade
 	t.ended = s.opts.Now()

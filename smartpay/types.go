@@ -8,56 +8,56 @@ import (
 	"strconv"
 )
 
-// Status is a transaction (or export task) status as the API reports it.
-type Status int
+// status is a transaction (or export task) status as the API reports it.
+type status int
 
 // Transaction statuses, as documented.
 const (
-	StatusFail       Status = -1
-	StatusProcessing Status = 1
-	StatusSuccess    Status = 2
+	statusFail       status = -1
+	statusProcessing status = 1
+	statusSuccess    status = 2
 )
 
 // Payment methods accepted by initPaymentHost2Host and withdrawal/init.
 const (
-	MethodCard      = "card"
-	MethodApplePay  = "applePayDPan"
-	MethodGooglePay = "googlePayDPan"
-	MethodToken     = "token" // withdrawal/init only
+	methodCard      = "card"
+	methodApplePay  = "applePayDPan"
+	methodGooglePay = "googlePayDPan"
+	methodToken     = "token" // withdrawal/init only
 )
 
 // Transaction types reported by check and accepted by the transaction-list export.
 // Tokenization is the sandbox's name for a withdrawal tokenize-form order.
 const (
-	TypePayment      = "Payment"
-	TypeWithdrawal   = "Withdrawal"
-	TypeRefund       = "Refund"
-	TypeTokenization = "Tokenization"
+	typePayment      = "Payment"
+	typeWithdrawal   = "Withdrawal"
+	typeRefund       = "Refund"
+	typeTokenization = "Tokenization"
 )
 
 // Values of authorize_status in a check response (null for other orders).
 const (
-	AuthorizeAuthorized = "authorized"
-	AuthorizeCaptured   = "captured"
-	AuthorizeCancelled  = "cancelled"
+	authorizeAuthorized = "authorized"
+	authorizeCaptured   = "captured"
+	authorizeCancelled  = "cancelled"
 )
 
 // Values of responseType. The documentation shows only REDIRECT; the others are
 // the sandbox's names for an immediate outcome.
 const (
-	ResponseRedirect   = "REDIRECT"
-	ResponseSuccess    = "SUCCESS"
-	ResponseAuthorized = "AUTHORIZED"
-	ResponseFail       = "FAIL"
+	responseRedirect   = "REDIRECT"
+	responseSuccess    = "SUCCESS"
+	responseAuthorized = "AUTHORIZED"
+	responseFail       = "FAIL"
 )
 
-// FlexString is a string field that the documentation shows both as a JSON
+// flexString is a string field that the documentation shows both as a JSON
 // string and as a JSON number (customer_zip_code: 121165 and "121165"). It
 // accepts either and marshals as a string. null leaves it unchanged.
-type FlexString string
+type flexString string
 
 // UnmarshalJSON accepts a JSON string or number.
-func (s *FlexString) UnmarshalJSON(b []byte) error {
+func (s *flexString) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if bytes.Equal(b, []byte("null")) {
 		return nil
@@ -67,24 +67,24 @@ func (s *FlexString) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
 		}
-		*s = FlexString(v)
+		*s = flexString(v)
 		return nil
 	}
 	var n json.Number
 	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) || json.Unmarshal(b, &n) != nil {
-		return &json.UnmarshalTypeError{Value: "non-string", Type: reflect.TypeFor[FlexString]()}
+		return &json.UnmarshalTypeError{Value: "non-string", Type: reflect.TypeFor[flexString]()}
 	}
-	*s = FlexString(n.String())
+	*s = flexString(n.String())
 	return nil
 }
 
-// FlexInt is an integer field that the documentation types as String but shows
+// flexInt is an integer field that the documentation types as String but shows
 // as a number (capture amount, dateTo). It accepts a JSON integer or a string
 // holding one, and marshals as a number.
-type FlexInt int64
+type flexInt int64
 
 // UnmarshalJSON accepts a JSON integer or a string of decimal digits.
-func (n *FlexInt) UnmarshalJSON(b []byte) error {
+func (n *flexInt) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if bytes.Equal(b, []byte("null")) {
 		return nil
@@ -97,13 +97,13 @@ func (n *FlexInt) UnmarshalJSON(b []byte) error {
 		b = []byte(v)
 	}
 	if !isInteger(b) {
-		return &json.UnmarshalTypeError{Value: "non-integer", Type: reflect.TypeFor[FlexInt]()}
+		return &json.UnmarshalTypeError{Value: "non-integer", Type: reflect.TypeFor[flexInt]()}
 	}
 	v, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
-		return &json.UnmarshalTypeError{Value: "out-of-range integer", Type: reflect.TypeFor[FlexInt]()}
+		return &json.UnmarshalTypeError{Value: "out-of-range integer", Type: reflect.TypeFor[flexInt]()}
 	}
-	*n = FlexInt(v)
+	*n = flexInt(v)
 	return nil
 }
 
@@ -122,12 +122,12 @@ func isInteger(b []byte) bool {
 	return true
 }
 
-// Int64Ptr returns a *FlexInt holding v, for building optional fields.
-func Int64Ptr(v int64) *FlexInt { f := FlexInt(v); return &f }
+// int64Ptr returns a *flexInt holding v, for building optional fields.
+func int64Ptr(v int64) *flexInt { f := flexInt(v); return &f }
 
-// PaymentFields are the fields shared by initPayment, initPaymentHost2Host and
+// paymentFields are the fields shared by initPayment, initPaymentHost2Host and
 // authorize. Which of them are required differs per call (see the handlers).
-type PaymentFields struct {
+type paymentFields struct {
 	Account           string     `json:"account"`
 	Amount            int64      `json:"amount"`
 	Currency          string     `json:"currency"`
@@ -139,7 +139,7 @@ type PaymentFields struct {
 	CustomerLastName  string     `json:"customer_last_name"`
 	CustomerAddress   string     `json:"customer_address"`
 	CustomerCity      string     `json:"customer_city"`
-	CustomerZipCode   FlexString `json:"customer_zip_code"`
+	CustomerZipCode   flexString `json:"customer_zip_code"`
 	CustomerCountry   string     `json:"customer_country"`
 	CustomerPhone     string     `json:"customer_phone"`
 	CustomerEmail     string     `json:"customer_email"`
@@ -150,10 +150,10 @@ type PaymentFields struct {
 	StatusURL         string     `json:"status_url,omitempty"`
 }
 
-// CardFields carry card data. They are plain strings because the sandbox is
+// cardFields carry card data. They are plain strings because the sandbox is
 // the upstream and legitimately receives the card; the type prints as a fixed
 // placeholder in every fmt verb so a stray log line cannot leak it.
-type CardFields struct {
+type cardFields struct {
 	CardHolder   string `json:"card_holder,omitempty"`
 	CardNumber   string `json:"card_number,omitempty"`
 	CardExpMonth string `json:"card_exp_month,omitempty"`
@@ -162,10 +162,10 @@ type CardFields struct {
 }
 
 // Format prints a placeholder, never the card.
-func (CardFields) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[card fields]")) }
+func (cardFields) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[card fields]")) }
 
-// WalletFields carry Apple Pay / Google Pay payloads; they print as a placeholder.
-type WalletFields struct {
+// walletFields carry Apple Pay / Google Pay payloads; they print as a placeholder.
+type walletFields struct {
 	ApplePayDPAN           string `json:"apple_pay_dpan,omitempty"`
 	ApplePayMethodNetwork  string `json:"apple_pay_payment_method_network,omitempty"`
 	GooglePayDPAN          string `json:"google_pay_dpan,omitempty"`
@@ -173,76 +173,76 @@ type WalletFields struct {
 }
 
 // Format prints a placeholder, never the payload.
-func (WalletFields) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[wallet fields]")) }
+func (walletFields) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte("[wallet fields]")) }
 
-// BrowserFields are the optional 3-D Secure browser fields of initPaymentHost2Host.
+// browserFields are the optional 3-D Secure browser fields of initPaymentHost2Host.
 // Numeric ones are typed String in the documentation; numbers are accepted too.
-type BrowserFields struct {
+type browserFields struct {
 	BrowserAcceptHeader string     `json:"browser_accept_header,omitempty"`
 	BrowserUserAgent    string     `json:"browser_user_agent,omitempty"`
 	BrowserJavaEnabled  *bool      `json:"browser_java_enabled,omitempty"`
 	BrowserJSEnabled    *bool      `json:"browser_js_enabled,omitempty"`
-	BrowserColorDepth   FlexString `json:"browser_color_depth,omitempty"`
-	BrowserScreenHeight FlexString `json:"browser_screen_height,omitempty"`
-	BrowserScreenWidth  FlexString `json:"browser_screen_width,omitempty"`
+	BrowserColorDepth   flexString `json:"browser_color_depth,omitempty"`
+	BrowserScreenHeight flexString `json:"browser_screen_height,omitempty"`
+	BrowserScreenWidth  flexString `json:"browser_screen_width,omitempty"`
 	BrowserLanguage     string     `json:"browser_language,omitempty"`
-	BrowserTimeZone     FlexString `json:"browser_time_zone,omitempty"`
+	BrowserTimeZone     flexString `json:"browser_time_zone,omitempty"`
 }
 
-// InitPaymentRequest is the body of POST /initPayment (hosted payment form).
-type InitPaymentRequest struct {
-	PaymentFields
+// initPaymentRequest is the body of POST /initPayment (hosted payment form).
+type initPaymentRequest struct {
+	paymentFields
 }
 
-// InitPaymentResponse is the answer to initPayment. Its 3-D Secure fields are
-// capitalised, unlike those of PaymentResponse, as the documentation shows.
-type InitPaymentResponse struct {
+// initPaymentResponse is the answer to initPayment. Its 3-D Secure fields are
+// capitalised, unlike those of paymentResponse, as the documentation shows.
+type initPaymentResponse struct {
 	ACSUrl       *string `json:"ACSUrl"`
 	MD           *string `json:"MD"`
 	TermURL      *string `json:"TermUrl"`
 	Description  string  `json:"description"`
-	Status       Status  `json:"status"`
+	Status       status  `json:"status"`
 	FormURL      *string `json:"form_url"`
 	OrderID      string  `json:"order_id"`
 	ResponseType string  `json:"responseType"`
 }
 
-// HostToHostRequest is the body of POST /initPaymentHost2Host (chd-api).
-type HostToHostRequest struct {
-	PaymentFields
+// hostToHostRequest is the body of POST /initPaymentHost2Host (chd-api).
+type hostToHostRequest struct {
+	paymentFields
 	PaymentMethod string `json:"payment_method,omitempty"`
-	CardFields
-	RecurFreq *FlexInt `json:"recur_freq,omitempty"`
+	cardFields
+	RecurFreq *flexInt `json:"recur_freq,omitempty"`
 	// RecurExp is typed Long but described as an ISO 8601 date; both are accepted.
-	RecurExp FlexString `json:"recur_exp,omitempty"`
-	WalletFields
-	BrowserFields
+	RecurExp flexString `json:"recur_exp,omitempty"`
+	walletFields
+	browserFields
 }
 
 // Format prints the order, never card or wallet data.
-func (r HostToHostRequest) Format(f fmt.State, _ rune) {
+func (r hostToHostRequest) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "HostToHostRequest{order_id:%q payment_method:%q card:[redacted]}", r.OrderID, r.PaymentMethod)
 }
 
-// AuthorizeRequest is the body of POST /authorize (chd-api): card only.
-type AuthorizeRequest struct {
-	PaymentFields
-	CardFields
+// authorizeRequest is the body of POST /authorize (chd-api): card only.
+type authorizeRequest struct {
+	paymentFields
+	cardFields
 }
 
 // Format prints the order, never card data.
-func (r AuthorizeRequest) Format(f fmt.State, _ rune) {
+func (r authorizeRequest) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "AuthorizeRequest{order_id:%q card:[redacted]}", r.OrderID)
 }
 
-// PaymentResponse is the answer to initPaymentHost2Host and authorize. OrderID
+// paymentResponse is the answer to initPaymentHost2Host and authorize. OrderID
 // is the sandbox's transaction id, as in the documentation's example; check,
 // capture, cancel and refund accept it as well as the merchant's order_id.
-type PaymentResponse struct {
+type paymentResponse struct {
 	FormURL           *string `json:"form_url"`
 	ThreeDSMethodData *string `json:"threeDSMethodData"`
 	OrderID           string  `json:"order_id"`
-	Status            Status  `json:"status"`
+	Status            status  `json:"status"`
 	Stage             *string `json:"stage"`
 	Description       string  `json:"description"`
 	EndDate           *string `json:"endDate"`
@@ -256,13 +256,13 @@ type PaymentResponse struct {
 	ACSURL            *string `json:"acsurl"`
 }
 
-// CheckRequest is the body of POST /check.
-type CheckRequest struct {
+// checkRequest is the body of POST /check.
+type checkRequest struct {
 	OrderID string `json:"order_id"`
 }
 
-// CardInfo is the masked card of a check or withdrawal response.
-type CardInfo struct {
+// cardInfo is the masked card of a check or withdrawal response.
+type cardInfo struct {
 	Number  string `json:"number"`
 	BIN     string `json:"bin"`
 	Country string `json:"country"`
@@ -270,20 +270,20 @@ type CardInfo struct {
 	Type    string `json:"type"`
 }
 
-// CascadeError is one gate's failure in a check response.
-type CascadeError struct {
+// cascadeError is one gate's failure in a check response.
+type cascadeError struct {
 	GatePriority  int    `json:"gatePriority"`
 	ErrorCategory string `json:"errorCategory"`
 }
 
-// CheckResponse is the answer to check, and the body of every callback.
-type CheckResponse struct {
+// checkResponse is the answer to check, and the body of every callback.
+type checkResponse struct {
 	OrderID         string         `json:"order_id"`
-	Status          Status         `json:"status"`
+	Status          status         `json:"status"`
 	Amount          int64          `json:"amount"`
-	Card            *CardInfo      `json:"card"`
+	Card            *cardInfo      `json:"card"`
 	ErrorMessage    *string        `json:"errorMessage"`
-	CascadeErrors   []CascadeError `json:"cascadeErrors"`
+	CascadeErrors   []cascadeError `json:"cascadeErrors"`
 	EndDate         *string        `json:"endDate"`
 	AuthorizeStatus *string        `json:"authorize_status"`
 	Type            string         `json:"type"`
@@ -291,16 +291,16 @@ type CheckResponse struct {
 	LastName        string         `json:"lastName"`
 }
 
-// RefundRequest is the body of POST /refund.
-type RefundRequest struct {
+// refundRequest is the body of POST /refund.
+type refundRequest struct {
 	OrderID     string `json:"order_id"`
 	Amount      int64  `json:"amount"`
 	Reason      string `json:"reason"`
 	CallbackURL string `json:"callback_url,omitempty"`
 }
 
-// RefundResponse is the answer to refund.
-type RefundResponse struct {
+// refundResponse is the answer to refund.
+type refundResponse struct {
 	Success           bool   `json:"success"`
 	Message           string `json:"message"`
 	RefundID          string `json:"refund_id"`
@@ -309,15 +309,15 @@ type RefundResponse struct {
 
 // Recurrence periods accepted in recur_period.
 const (
-	RecurDaily     = "01"
-	RecurWeekly    = "03"
-	RecurMonthly   = "06"
-	RecurQuarterly = "09"
-	RecurAnnually  = "11"
+	recurDaily     = "01"
+	recurWeekly    = "03"
+	recurMonthly   = "06"
+	recurQuarterly = "09"
+	recurAnnually  = "11"
 )
 
-// RecurrentRequest is the body of POST /recurrent.
-type RecurrentRequest struct {
+// recurrentRequest is the body of POST /recurrent.
+type recurrentRequest struct {
 	OrderID       string `json:"order_id"`
 	ParentOrderID string `json:"parent_order_id"`
 	Amount        int64  `json:"amount"`
@@ -326,16 +326,16 @@ type RecurrentRequest struct {
 	RecurPeriod   string `json:"recur_period,omitempty"`
 }
 
-// RecurrentResponse is the answer to recurrent.
-type RecurrentResponse struct {
+// recurrentResponse is the answer to recurrent.
+type recurrentResponse struct {
 	Success   bool    `json:"success"`
 	Message   string  `json:"message"`
 	PaymentID string  `json:"payment_id"`
 	Err       *string `json:"err"`
 }
 
-// TokenizeFormRequest is the body of POST /withdrawal/tokenize-form.
-type TokenizeFormRequest struct {
+// tokenizeFormRequest is the body of POST /withdrawal/tokenize-form.
+type tokenizeFormRequest struct {
 	Account     string `json:"account"`
 	OrderID     string `json:"order_id"`
 	CallbackURL string `json:"callback_url,omitempty"`
@@ -343,12 +343,12 @@ type TokenizeFormRequest struct {
 	FailURL     string `json:"fail_url,omitempty"`
 }
 
-// TokenizeFormResponse is the answer to withdrawal/tokenize-form.
-type TokenizeFormResponse struct {
+// tokenizeFormResponse is the answer to withdrawal/tokenize-form.
+type tokenizeFormResponse struct {
 	FormURL           *string `json:"form_url"`
 	ThreeDSMethodData *string `json:"threeDSMethodData"`
 	OrderID           string  `json:"order_id"`
-	Status            Status  `json:"status"`
+	Status            status  `json:"status"`
 	Stage             *string `json:"stage"`
 	Description       string  `json:"description"`
 	EndDate           *string `json:"endDate"`
@@ -357,8 +357,8 @@ type TokenizeFormResponse struct {
 	Msg               *string `json:"msg"`
 }
 
-// WithdrawalRequest is the body of POST /withdrawal/init (chd-api).
-type WithdrawalRequest struct {
+// withdrawalRequest is the body of POST /withdrawal/init (chd-api).
+type withdrawalRequest struct {
 	Account                        string     `json:"account"`
 	Amount                         int64      `json:"amount"`
 	OrderID                        string     `json:"order_id"`
@@ -374,7 +374,7 @@ type WithdrawalRequest struct {
 	CustomerPhone                  string     `json:"customer_phone,omitempty"`
 	CustomerBirthdate              string     `json:"customer_birthdate,omitempty"`
 	CustomerCountry                string     `json:"customer_country,omitempty"`
-	CustomerZipCode                FlexString `json:"customer_zip_code,omitempty"`
+	CustomerZipCode                flexString `json:"customer_zip_code,omitempty"`
 	CallbackURL                    string     `json:"callback_url,omitempty"`
 	AccountWithdrawal              string     `json:"account_withdrawal,omitempty"`
 	AccountWithdrawalHolder        string     `json:"account_withdrawal_holder,omitempty"`
@@ -394,116 +394,116 @@ type WithdrawalRequest struct {
 	A2ASenderCountry               string     `json:"a2a_sender_country,omitempty"`
 	A2ASenderCity                  string     `json:"a2a_sender_city,omitempty"`
 	A2ASenderAddress               string     `json:"a2a_sender_address,omitempty"`
-	A2ASenderZipCode               FlexString `json:"a2a_sender_zip_code,omitempty"`
+	A2ASenderZipCode               flexString `json:"a2a_sender_zip_code,omitempty"`
 }
 
 // Format prints the order, never the card number.
-func (r WithdrawalRequest) Format(f fmt.State, _ rune) {
+func (r withdrawalRequest) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "WithdrawalRequest{order_id:%q payment_method:%q card:[redacted]}", r.OrderID, r.PaymentMethod)
 }
 
-// WithdrawalResponse is the answer to withdrawal/init.
-type WithdrawalResponse struct {
+// withdrawalResponse is the answer to withdrawal/init.
+type withdrawalResponse struct {
 	OrderID string    `json:"order_id"`
-	Status  Status    `json:"status"`
-	Card    *CardInfo `json:"card"`
+	Status  status    `json:"status"`
+	Card    *cardInfo `json:"card"`
 	Err     *string   `json:"err"`
 	Msg     *string   `json:"msg"`
 }
 
-// BalanceRequest is the body of POST /withdrawal/balance/get.
-type BalanceRequest struct {
+// balanceRequest is the body of POST /withdrawal/balance/get.
+type balanceRequest struct {
 	Account string `json:"account"`
 }
 
-// BalanceResponse is the answer to withdrawal/balance/get; amounts in cents.
-type BalanceResponse struct {
+// balanceResponse is the answer to withdrawal/balance/get; amounts in cents.
+type balanceResponse struct {
 	Balance        int64 `json:"balance"`
 	HoldBalance    int64 `json:"holdBalance"`
 	RollingBalance int64 `json:"rollingBalance"`
 }
 
-// CaptureRequest is the body of POST /capture. Amount is optional (the whole
+// captureRequest is the body of POST /capture. Amount is optional (the whole
 // authorized amount when absent) and typed String in the documentation.
-type CaptureRequest struct {
+type captureRequest struct {
 	OrderID string   `json:"order_id"`
-	Amount  *FlexInt `json:"amount,omitempty"`
+	Amount  *flexInt `json:"amount,omitempty"`
 }
 
-// CaptureResponse is the answer to capture. OrderID is the transaction id.
-type CaptureResponse struct {
+// captureResponse is the answer to capture. OrderID is the transaction id.
+type captureResponse struct {
 	OrderID string `json:"order_id"`
-	Status  Status `json:"status"`
+	Status  status `json:"status"`
 }
 
-// CancelRequest is the body of POST /cancel.
-type CancelRequest struct {
+// cancelRequest is the body of POST /cancel.
+type cancelRequest struct {
 	OrderID string `json:"order_id"`
 }
 
-// CancelResponse is the answer to cancel. OrderID is the transaction id.
-type CancelResponse struct {
+// cancelResponse is the answer to cancel. OrderID is the transaction id.
+type cancelResponse struct {
 	OrderID string `json:"order_id"`
-	Status  Status `json:"status"`
+	Status  status `json:"status"`
 }
 
-// ExportTaskRequest is the body of POST
+// exportTaskRequest is the body of POST
 // /aggregation-service/public/transaction/excel. dateTo is typed String in the
 // documentation and shown as a number; both are accepted.
-type ExportTaskRequest struct {
+type exportTaskRequest struct {
 	Type     string   `json:"type"`
-	Status   *Status  `json:"status"`
-	DateFrom *FlexInt `json:"dateFrom"`
-	DateTo   *FlexInt `json:"dateTo"`
+	Status   *status  `json:"status"`
+	DateFrom *flexInt `json:"dateFrom"`
+	DateTo   *flexInt `json:"dateTo"`
 }
 
-// ExportTaskResponse is the answer to task creation and to task status.
-type ExportTaskResponse struct {
+// exportTaskResponse is the answer to task creation and to task status.
+type exportTaskResponse struct {
 	ID     string `json:"id"`
-	Status Status `json:"status"`
+	Status status `json:"status"`
 }
 
-// ErrorResponse is the body of every 4xx/5xx answer of the sandbox's API. It
+// errorResponse is the body of every 4xx/5xx answer of the sandbox's API. It
 // follows the documentation's err/msg fields: Status is always -1, Err a stable
 // upper-case code, Msg a fixed English sentence that may name fields but never
 // echoes a value, Fields the request fields at fault (validation errors only).
-type ErrorResponse struct {
-	Status Status   `json:"status"`
+type errorResponse struct {
+	Status status   `json:"status"`
 	Err    string   `json:"err"`
 	Msg    string   `json:"msg"`
 	Fields []string `json:"fields,omitempty"`
 }
 
-// Error codes in ErrorResponse.Err.
+// Error codes in errorResponse.Err.
 const (
-	CodeUnauthorized        = "UNAUTHORIZED"
-	CodeUnsupportedMedia    = "UNSUPPORTED_MEDIA_TYPE"
-	CodeInvalidJSON         = "INVALID_JSON"
-	CodeBodyTooLarge        = "BODY_TOO_LARGE"
-	CodeValidation          = "VALIDATION_ERROR"
-	CodeAccountNotFound     = "ACCOUNT_NOT_FOUND"
-	CodeAccountType         = "ACCOUNT_TYPE_MISMATCH"
-	CodeCurrencyMismatch    = "CURRENCY_MISMATCH"
-	CodeDuplicateOrder      = "DUPLICATE_ORDER_ID"
-	CodeOrderNotFound       = "ORDER_NOT_FOUND"
-	CodeInvalidState        = "INVALID_ORDER_STATE"
-	CodeAmountExceeds       = "AMOUNT_EXCEEDS_AVAILABLE"
-	CodeTaskNotFound        = "TASK_NOT_FOUND"
-	CodeTaskNotReady        = "TASK_NOT_READY"
-	CodeNotFound            = "NOT_FOUND"
-	CodeMethodNotAllowed    = "METHOD_NOT_ALLOWED"
-	CodeInternal            = "INTERNAL_ERROR"
-	CodeTokenizeNotComplete = "TOKENIZATION_NOT_COMPLETE"
+	codeUnauthorized        = "UNAUTHORIZED"
+	codeUnsupportedMedia    = "UNSUPPORTED_MEDIA_TYPE"
+	codeInvalidJSON         = "INVALID_JSON"
+	codeBodyTooLarge        = "BODY_TOO_LARGE"
+	codeValidation          = "VALIDATION_ERROR"
+	codeAccountNotFound     = "ACCOUNT_NOT_FOUND"
+	codeAccountType         = "ACCOUNT_TYPE_MISMATCH"
+	codeCurrencyMismatch    = "CURRENCY_MISMATCH"
+	codeDuplicateOrder      = "DUPLICATE_ORDER_ID"
+	codeOrderNotFound       = "ORDER_NOT_FOUND"
+	codeInvalidState        = "INVALID_ORDER_STATE"
+	codeAmountExceeds       = "AMOUNT_EXCEEDS_AVAILABLE"
+	codeTaskNotFound        = "TASK_NOT_FOUND"
+	codeTaskNotReady        = "TASK_NOT_READY"
+	codeNotFound            = "NOT_FOUND"
+	codeMethodNotAllowed    = "METHOD_NOT_ALLOWED"
+	codeInternal            = "INTERNAL_ERROR"
+	codeTokenizeNotComplete = "TOKENIZATION_NOT_COMPLETE"
 )
 
 // Decline reasons reported in errorMessage (check) and err (init responses).
 const (
-	DeclineGateNotFound      = "PLATFORM_ERROR_GATE_NOT_FOUND"
-	DeclineCardExpired       = "PLATFORM_ERROR_CARD_EXPIRED"
-	DeclineBrandUnavailable  = "PLATFORM_ERROR_CARD_BRAND_UNAVAILABLE"
-	Decline3DSFailed         = "PLATFORM_ERROR_3DS_AUTHENTICATION_FAILED"
-	DeclineWithdrawal        = "PLATFORM_ERROR_WITHDRAWAL_DECLINED"
-	DeclineInsufficientFunds = "PLATFORM_ERROR_INSUFFICIENT_BALANCE"
-	DeclineAntifraudRules    = "PLATFORM_ERROR_ANTIFRAUD_RULES"
-	DeclineGateSkipped       = "PLATFORM_ERROR_GATE_SKIPPED"
+	declineGateNotFound      = "PLATFORM_ERROR_GATE_NOT_FOUND"
+	declineCardExpired       = "PLATFORM_ERROR_CARD_EXPIRED"
+	declineBrandUnavailable  = "PLATFORM_ERROR_CARD_BRAND_UNAVAILABLE"
+	decline3DSFailed         = "PLATFORM_ERROR_3DS_AUTHENTICATION_FAILED"
+	declineWithdrawal        = "PLATFORM_ERROR_WITHDRAWAL_DECLINED"
+	declineInsufficientFunds = "PLATFORM_ERROR_INSUFFICIENT_BALANCE"
+	declineAntifraudRules    = "PLATFORM_ERROR_ANTIFRAUD_RULES"
+	declineGateSkipped       = "PLATFORM_ERROR_GATE_SKIPPED"
 )

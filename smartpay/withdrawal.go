@@ -9,7 +9,7 @@ import (
 // The order is a Tokenization transaction in status 1 until the form is
 // submitted, then 2.
 func (s *Sandbox) tokenizeForm(r *http.Request, merchant string) (any, error) {
-	var req TokenizeFormRequest
+	var req tokenizeFormRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -26,25 +26,18 @@ func (s *Sandbox) tokenizeForm(r *http.Request, merchant string) (any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.merchants[merchant]
-	a, err := m.account(req.Account, AccountPayout)
+	t, _, err := s.openPayout(m, req.Account, req.OrderID, typeTokenization)
 	if err != nil {
 		return nil, err
 	}
-	if m.orders[req.OrderID] != nil {
-		return nil, errDuplicateOrder
-	}
-	t := &txn{
-		id: newID(), merchant: m.key, orderID: req.OrderID, typ: TypeTokenization,
-		method: MethodCard, account: a.Name, currency: a.Currency, status: StatusProcessing,
-		pending: pendingTokenize, callbackURL: req.CallbackURL,
-		successURL: req.SuccessURL, failURL: req.FailURL, created: s.opts.Now(),
-	}
+	t.method, t.pending = methodCard, pendingTokenize
+	t.callbackURL, t.successURL, t.failURL = req.CallbackURL, req.SuccessURL, req.FailURL
 	s.insert(m, t)
-	return TokenizeFormResponse{
+	return tokenizeFormResponse{
 		FormURL:      ptr(s.baseURL(r) + tokenizePrefix + t.id),
 		OrderID:      t.id,
-		Status:       StatusProcessing,
-		ResponseType: ResponseRedirect,
+		Status:       statusProcessing,
+		ResponseType: responseRedirect,
 	}, nil
 }
 
@@ -54,23 +47,64 @@ func (s *Sandbox) tokenizeForm(r *http.Request, merchant string) (any, error) {
 // other card, an expired card, or an amount above the balance fails (status -1)
 // and leaves the balance alone.
 func (s *Sandbox) withdrawalInit(r *http.Request, merchant string) (any, error) {
-	var req WithdrawalRequest
+	var req withdrawalRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	method := req.PaymentMethod
 	if method == "" {
-		method = MethodCard
+		method = methodCard
 	}
+	if err := validateWithdrawal(&req, method); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.merchants[merchant]
+	t, a, err := s.openPayout(m, req.Account, req.OrderID, typeWithdrawal)
+	if err != nil {
+		return nil, err
+	}
+	t.method, t.amount, t.callbackURL = method, req.Amount, req.CallbackURL
+	t.firstName, t.lastName = req.CustomerFirstName, req.CustomerLastName
+	class, cardExpired, err := s.withdrawalCard(m, t, &req)
+	if err != nil {
+		return nil, err
+	}
+	s.insert(m, t)
+	s.settleWithdrawal(t, a, class, cardExpired)
+	return withdrawalResult(t), nil
+}
+
+// openPayout starts a transaction of type typ, in status 1, on the
+// merchant's payout account, refusing an order_id already used. s.mu held.
+func (s *Sandbox) openPayout(m *merchantState, account, orderID, typ string) (*txn, *Account, error) {
+	a, err := m.account(account, AccountPayout)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.orders[orderID] != nil {
+		return nil, nil, errDuplicateOrder
+	}
+	t := &txn{
+		id: newID(), merchant: m.key, orderID: orderID, typ: typ, account: a.Name,
+		currency: a.Currency, status: statusProcessing, created: s.opts.Now(),
+	}
+	return t, a, nil
+}
+
+// validateWithdrawal checks a withdrawal/init request paying out by method.
+// The expiry fields are optional, each checked when given.
+func validateWithdrawal(req *withdrawalRequest, method string) error {
 	var p problems
 	p.require("account", req.Account)
 	p.check("amount", req.Amount > 0)
 	p.require("order_id", req.OrderID)
 	p.check("order_id", len(req.OrderID) <= maxOrderIDLen)
 	switch method {
-	case MethodCard:
+	case methodCard:
 		p.check("customer_card_number", validPAN(req.CustomerCardNumber))
-	case MethodToken:
+	case methodToken:
 		p.require("tokenize_transaction_order_id", req.TokenizeTransactionOrderID)
 	default:
 		p.add("payment_method")
@@ -86,39 +120,25 @@ func (s *Sandbox) withdrawalInit(r *http.Request, merchant string) (any, error) 
 		}
 	}
 	p.url("callback_url", req.CallbackURL)
-	if err := p.err(); err != nil {
-		return nil, err
-	}
+	return p.err()
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m := s.merchants[merchant]
-	a, err := m.account(req.Account, AccountPayout)
-	if err != nil {
-		return nil, err
-	}
-	if m.orders[req.OrderID] != nil {
-		return nil, errDuplicateOrder
-	}
-	t := &txn{
-		id: newID(), merchant: m.key, orderID: req.OrderID, typ: TypeWithdrawal,
-		method: method, account: a.Name, currency: a.Currency, amount: req.Amount,
-		status: StatusProcessing, firstName: req.CustomerFirstName, lastName: req.CustomerLastName,
-		callbackURL: req.CallbackURL, created: s.opts.Now(),
-	}
-	var class cardClass
-	var cardExpired bool
-	switch method {
-	case MethodCard:
+// withdrawalCard gives t the masked card it pays out to, from the request or
+// from the completed tokenization it names, and returns the sandbox's verdict
+// on that card. An expiry in the request counts along with the
+// tokenization's. s.mu held.
+func (s *Sandbox) withdrawalCard(m *merchantState, t *txn, req *withdrawalRequest) (class cardClass, cardExpired bool, err error) {
+	switch t.method {
+	case methodCard:
 		t.card = cardInfoFor(req.CustomerCardNumber)
 		class = classify(req.CustomerCardNumber)
-	case MethodToken:
+	case methodToken:
 		tok := s.lookup(m, req.TokenizeTransactionOrderID)
-		if tok == nil || tok.typ != TypeTokenization {
-			return nil, notFound("tokenization order")
+		if tok == nil || tok.typ != typeTokenization {
+			return 0, false, notFound("tokenization order")
 		}
-		if tok.status != StatusSuccess {
-			return nil, &apiError{status: http.StatusConflict, code: CodeTokenizeNotComplete, msg: "the tokenization form has not been completed"}
+		if tok.status != statusSuccess {
+			return 0, false, &apiError{status: http.StatusConflict, code: codeTokenizeNotComplete, msg: "the tokenization form has not been completed"}
 		}
 		c := *tok.card
 		t.card, class, cardExpired = &c, tok.class, tok.cardExpired
@@ -128,32 +148,42 @@ func (s *Sandbox) withdrawalInit(r *http.Request, merchant string) (any, error) 
 		mo, y, _ := parseExpiry(req.CustomerCardExpMonth, req.CustomerCardExpYear)
 		cardExpired = cardExpired || expired(mo, y, s.opts.Now())
 	}
-	s.insert(m, t)
+	return class, cardExpired, nil
+}
+
+// settleWithdrawal decides t at once: only the frictionless card, unexpired,
+// with the amount within the balance, succeeds and pays from the balance.
+// s.mu held.
+func (s *Sandbox) settleWithdrawal(t *txn, a *Account, class cardClass, cardExpired bool) {
 	switch {
 	case cardExpired:
-		s.decline(t, DeclineCardExpired, nil)
+		s.decline(t, declineCardExpired, nil)
 	case class != classFrictionless:
-		s.decline(t, DeclineWithdrawal, []CascadeError{{GatePriority: 0, ErrorCategory: DeclineWithdrawal}})
-	case a.Balance < req.Amount:
-		s.decline(t, DeclineInsufficientFunds, nil)
+		s.decline(t, declineWithdrawal, []cascadeError{{GatePriority: 0, ErrorCategory: declineWithdrawal}})
+	case a.Balance < t.amount:
+		s.decline(t, declineInsufficientFunds, nil)
 	default:
-		a.Balance -= req.Amount
+		a.Balance -= t.amount
 		s.approve(t)
 	}
-	resp := WithdrawalResponse{OrderID: t.orderID, Status: t.status}
+}
+
+// withdrawalResult is the answer to withdrawal/init for the settled t.
+func withdrawalResult(t *txn) withdrawalResponse {
+	resp := withdrawalResponse{OrderID: t.orderID, Status: t.status}
 	if t.card != nil {
 		c := *t.card
 		resp.Card = &c
 	}
-	if t.status == StatusFail {
+	if t.status == statusFail {
 		resp.Err, resp.Msg = ptr(t.errorMessage), ptr(declinedMsg)
 	}
-	return resp, nil
+	return resp
 }
 
 // balance: POST /withdrawal/balance/get — a payout account's balances in cents.
 func (s *Sandbox) balance(r *http.Request, merchant string) (any, error) {
-	var req BalanceRequest
+	var req balanceRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
@@ -168,5 +198,5 @@ func (s *Sandbox) balance(r *http.Request, merchant string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return BalanceResponse{Balance: a.Balance, HoldBalance: a.HoldBalance, RollingBalance: a.RollingBalance}, nil
+	return balanceResponse{Balance: a.Balance, HoldBalance: a.HoldBalance, RollingBalance: a.RollingBalance}, nil
 }

@@ -14,19 +14,19 @@ import (
 // less (smaller batches, more Vault requests); two keeps a lane moving while
 // one call is slow.
 const (
-	DefaultCoalesceBatch    = 128
-	DefaultCoalesceInFlight = 2
+	defaultCoalesceBatch    = 128
+	defaultCoalesceInFlight = 2
 )
 
 // CoalesceOptions configures Coalesce. Zero fields take the defaults.
 type CoalesceOptions struct {
 	// MaxBatch bounds the items of one call made for queued callers
-	// (default DefaultCoalesceBatch). One caller's own batch is never split,
-	// even when it is larger.
+	// (default 128). One caller's own batch is never split, even when it is
+	// larger.
 	MaxBatch int
 	// MaxInFlight bounds the calls in flight per operation and key (default
-	// DefaultCoalesceInFlight): a slow call does not hold up everything, and
-	// callers beyond it queue for the next call instead of adding load.
+	// 2): a slow call does not hold up everything, and callers beyond it
+	// queue for the next call instead of adding load.
 	MaxInFlight int
 }
 
@@ -62,10 +62,10 @@ type Coalescer struct {
 // Coalesce wraps t. It declares itself development-only exactly when t does.
 func Coalesce(t Transit, o CoalesceOptions) *Coalescer {
 	if o.MaxBatch <= 0 {
-		o.MaxBatch = DefaultCoalesceBatch
+		o.MaxBatch = defaultCoalesceBatch
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = DefaultCoalesceInFlight
+		o.MaxInFlight = defaultCoalesceInFlight
 	}
 	c := &Coalescer{t: t, maxB: o.MaxBatch, maxF: o.MaxInFlight}
 	encrypt := func(k Key) func(context.Context, []EncryptItem) ([]EncryptResult, error) {
@@ -117,7 +117,7 @@ func (c *Coalescer) HMAC(ctx context.Context, items []HMACItem) ([]HMACResult, e
 func (c *Coalescer) Ping(ctx context.Context) error { return c.t.Ping(ctx) }
 
 // DevOnly reports whether the wrapped Transit is development-only.
-func (c *Coalescer) DevOnly() bool { return IsDevOnly(c.t) }
+func (c *Coalescer) DevOnly() bool { return isDevOnly(c.t) }
 
 // String describes the wrapper and what it wraps (which prints no secret).
 func (c *Coalescer) String() string {
@@ -131,7 +131,8 @@ func (c *Coalescer) String() string {
 // GoString is String (%#v).
 func (c *Coalescer) GoString() string { return c.String() }
 
-// States of a queued request.
+// States of a result someone may stop waiting for: a queued request here, a
+// Decryption in detokenize.go.
 const (
 	waiting int32 = iota
 	delivered

@@ -450,13 +450,13 @@ func TestCoalescerQueuedDeadlineIsErrTimeout(t *testing.T) {
 func TestCoalescerKeepsDevOnlyAndPrintsNoSecret(t *testing.T) {
 	lc, err := NewLocalCipher()
 	noErr(t, err, "NewLocalCipher")
-	if !IsDevOnly(Coalesce(lc, CoalesceOptions{})) {
+	if !isDevOnly(Coalesce(lc, CoalesceOptions{})) {
 		t.Fatal("a coalesced LocalCipher must stay dev-only")
 	}
 	vt, err := NewVaultTransit(VaultTransitConfig{Address: "http://127.0.0.1:1", Token: "s.secret-token"})
 	noErr(t, err, "NewVaultTransit")
 	c := Coalesce(vt, CoalesceOptions{})
-	if IsDevOnly(c) {
+	if isDevOnly(c) {
 		t.Fatal("a coalesced VaultTransit is not dev-only")
 	}
 	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v %#v", c, c, c)} {
@@ -515,7 +515,7 @@ func TestCoalescedVaultKeepsItemsApartUnderConcurrency(t *testing.T) {
 				t.Errorf("TokenizeCard %d: %v", i, err)
 				return
 			}
-			s, err := v.Detokenize(bg, merchant, m.Token, true)
+			s, err := detokenize(v, merchant, m.Token, true)
 			if err != nil {
 				t.Errorf("Detokenize %d: %v", i, err)
 				return
@@ -523,7 +523,7 @@ func TestCoalescedVaultKeepsItemsApartUnderConcurrency(t *testing.T) {
 			if s.Holder.Reveal() != holder || !bytes.Equal(s.PAN.Reveal(), in.PAN.Reveal()) || !bytes.Equal(s.CVV.Reveal(), in.CVV.Reveal()) {
 				t.Errorf("caller %d got another caller's card", i)
 			}
-			if _, err := v.Detokenize(bg, fmt.Sprint("m_", (i+1)%6), m.Token, false); !errors.Is(err, ErrTokenNotFound) {
+			if _, err := detokenize(v, fmt.Sprint("m_", (i+1)%6), m.Token, false); !errors.Is(err, ErrTokenNotFound) {
 				t.Errorf("caller %d: another merchant got %v, want ErrTokenNotFound", i, err)
 			}
 		})

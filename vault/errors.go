@@ -41,7 +41,7 @@ var (
 
 	// ErrInvalidInput: the caller passed something Tokenize cannot store
 	// (zero PAN or expiry, zero DPAN, unknown wallet kind) or a merchant id
-	// that ValidMerchantID rejects.
+	// that is not 1–64 characters of A–Z, a–z, 0–9, '_', '-', '.'.
 	ErrInvalidInput = errors.New("vault: invalid tokenization input")
 )
 
@@ -96,7 +96,7 @@ type StoreError struct {
 }
 
 func (e *StoreError) Error() string {
-	if e.err == ErrTimeout {
+	if errors.Is(e.err, ErrTimeout) {
 		return "vault: redis " + e.Op + ": timeout"
 	}
 	return "vault: redis " + e.Op + ": unavailable"
@@ -132,4 +132,18 @@ func transitStatusErr(op string, status int) *TransitError {
 		e.err = ErrTimeout
 	}
 	return e
+}
+
+// itemErr is one batch item's failure: ErrIntegrity for a ciphertext that
+// does not authenticate, else a refusal of that item.
+func itemErr(op string, integrity bool) error {
+	if integrity {
+		return &TransitError{Op: op, Status: http.StatusBadRequest, Reason: "ciphertext does not authenticate", err: ErrIntegrity}
+	}
+	return &TransitError{Op: op, Status: http.StatusBadRequest, Reason: "item refused"}
+}
+
+// countErr is an answer whose results do not match the items sent one to one.
+func countErr(op string, got, want int) error {
+	return &TransitError{Op: op, Reason: "answer has " + strconv.Itoa(got) + " results for " + strconv.Itoa(want) + " items", err: ErrUnavailable}
 }

@@ -110,7 +110,7 @@ func TestVaultFingerprintIsTransitHMACOfMerchantAndPAN(t *testing.T) {
 		} `json:"data"`
 	}
 	in := base64.StdEncoding.EncodeToString([]byte("m_alpha\x00" + visaPAN))
-	if err := vs.Do(http.MethodPost, "/v1/transit/hmac/"+DefaultHMACKeyName+"/sha2-256", map[string]any{"input": in}, &out); err != nil {
+	if err := vs.Do(http.MethodPost, "/v1/transit/hmac/"+defaultHMACKeyName+"/sha2-256", map[string]any{"input": in}, &out); err != nil {
 		t.Fatal(err)
 	}
 	sum, ver, ok := parseVaultValue(out.Data.HMAC)
@@ -127,7 +127,7 @@ func TestVaultTransitAgainstVault(t *testing.T) {
 	tr := newVaultTransit(t, vs)
 
 	t.Run("EnsureKeys made derived aes256-gcm96 keys and an hmac key, and is idempotent", func(t *testing.T) {
-		for name, want := range map[string]string{DefaultCardKeyName: "aes256-gcm96", DefaultCVVKeyName: "aes256-gcm96", DefaultHMACKeyName: "hmac"} {
+		for name, want := range map[string]string{defaultCardKeyName: "aes256-gcm96", defaultCVVKeyName: "aes256-gcm96", defaultHMACKeyName: "hmac"} {
 			var out struct {
 				Data struct {
 					Type    string `json:"type"`

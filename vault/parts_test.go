@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -10,11 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chdproxy/chdproxy/token"
 )
 
 func pemOf(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+func newToken() (string, error) { return newTokenID(rand.Reader) }
 
 func TestTokenIDs(t *testing.T) {
 	seen := map[string]bool{}
@@ -104,7 +109,7 @@ func TestLocalCipherBindsContextAADAndKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !IsDevOnly(lc) {
+	if !isDevOnly(lc) {
 		t.Fatal("LocalCipher is not marked dev-only")
 	}
 	enc, err := lc.Encrypt(bg, KeyCard, []EncryptItem{{Plaintext: []byte(visaPAN), Context: []byte("m_alpha"), AAD: []byte("tok_a")}})
@@ -148,11 +153,11 @@ func TestSecretNeverPrintsCardData(t *testing.T) {
 	e := newUnitEnv(t, envOptions{})
 	m, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, holderName))
 	noErr(t, err, "TokenizeCard")
-	s, err := e.v.Detokenize(bg, "m_alpha", m.Token, true)
+	s, err := detokenize(e.v, "m_alpha", m.Token, true)
 	noErr(t, err, "Detokenize")
-	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.ApplePay))
 	noErr(t, err, "TokenizeWallet")
-	ws, err := e.v.Detokenize(bg, "m_alpha", w.Token, false)
+	ws, err := detokenize(e.v, "m_alpha", w.Token, false)
 	noErr(t, err, "Detokenize")
 	for _, x := range []any{s, *s, ws, struct{ S *Secret }{s}} {
 		out := fmt.Sprintf("%v %+v %#v %s %q %x", x, x, x, x, x, x)
@@ -185,13 +190,13 @@ func TestErrorsMatchTheirClasses(t *testing.T) {
 
 func TestValidMerchantID(t *testing.T) {
 	for _, s := range []string{"m", "merchant_42", "acme-eu.prod", strings.Repeat("x", 64)} {
-		if !ValidMerchantID(s) {
-			t.Errorf("ValidMerchantID(%q) = false, want true", s)
+		if !validMerchantID(s) {
+			t.Errorf("validMerchantID(%q) = false, want true", s)
 		}
 	}
 	for _, s := range []string{"", "a:b", "a{b", "a}b", "a*b", "a b", "a\x00", strings.Repeat("x", 65), "ä"} {
-		if ValidMerchantID(s) {
-			t.Errorf("ValidMerchantID(%q) = true, want false", s)
+		if validMerchantID(s) {
+			t.Errorf("validMerchantID(%q) = true, want false", s)
 		}
 	}
 }
@@ -241,12 +246,12 @@ func TestTokenizeRetriesWithANewIDOnCollision(t *testing.T) {
 	if first.Token == second.Token {
 		t.Fatal("the colliding id was reused")
 	}
-	s, err := e.v.Detokenize(bg, "m_alpha", first.Token, true)
+	s, err := detokenize(e.v, "m_alpha", first.Token, true)
 	noErr(t, err, "Detokenize of the first token")
 	if string(s.PAN.Reveal()) != visaPAN || string(s.CVV.Reveal()) != visaCVV {
 		t.Fatal("the collision overwrote the first token")
 	}
-	s, err = e.v.Detokenize(bg, "m_alpha", second.Token, true)
+	s, err = detokenize(e.v, "m_alpha", second.Token, true)
 	noErr(t, err, "Detokenize of the second token")
 	if string(s.PAN.Reveal()) != mcPAN || string(s.CVV.Reveal()) != "123" {
 		t.Fatal("the retried token does not hold its card")

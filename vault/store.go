@@ -2,79 +2,11 @@ package vault
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 )
-
-// RedisOptions configures NewRedisClient. Zero fields take the defaults
-// noted; the timeouts are short on purpose: a payment path waits on Redis,
-// and a dead Redis must turn into a fast 503, not a hung request.
-type RedisOptions struct {
-	// Addrs: one address for a single server, several for a Cluster, or
-	// the Sentinels when MasterName is set.
-	Addrs      []string
-	MasterName string
-	Username   string
-	Password   string
-	DB         int
-	TLSConfig  *tls.Config
-
-	DialTimeout  time.Duration // default 1s
-	ReadTimeout  time.Duration // default 500ms
-	WriteTimeout time.Duration // default 500ms
-	PoolTimeout  time.Duration // wait for a free connection; default 1s
-	PoolSize     int           // default go-redis's (10 per GOMAXPROCS)
-	MinIdleConns int
-	// MaxRetries of a failed command on a network error; default 1, -1 for
-	// none. Writes stay correct under a retry: the record write is
-	// idempotent (see Store) and consumption is a single GETDEL.
-	MaxRetries int
-}
-
-// NewRedisClient returns a go-redis UniversalClient (single, Sentinel or
-// Cluster, from opts.Addrs/MasterName) with the vault's timeouts, and
-// without the client-identity and maintenance-notification handshakes
-// (fewer round trips, nothing to trip over on managed or proxied Redis).
-func NewRedisClient(opts RedisOptions) redis.UniversalClient {
-	def := func(d, v time.Duration) time.Duration {
-		if d > 0 {
-			return d
-		}
-		return v
-	}
-	retries := opts.MaxRetries
-	if retries == 0 {
-		retries = 1
-	}
-	return redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:                 opts.Addrs,
-		MasterName:            opts.MasterName,
-		Username:              opts.Username,
-		Password:              opts.Password,
-		DB:                    opts.DB,
-		TLSConfig:             opts.TLSConfig,
-		DialTimeout:           def(opts.DialTimeout, time.Second),
-		ReadTimeout:           def(opts.ReadTimeout, 500*time.Millisecond),
-		WriteTimeout:          def(opts.WriteTimeout, 500*time.Millisecond),
-		PoolTimeout:           def(opts.PoolTimeout, time.Second),
-		ContextTimeoutEnabled: true,
-		PoolSize:              opts.PoolSize,
-		MinIdleConns:          opts.MinIdleConns,
-		MaxRetries:            retries,
-		MinRetryBackoff:       8 * time.Millisecond,
-		MaxRetryBackoff:       64 * time.Millisecond,
-		DialerRetries:         1,
-		DialerRetryTimeout:    50 * time.Millisecond,
-		DisableIdentity:       true,
-		MaintNotificationsConfig: &maintnotifications.Config{
-			Mode: maintnotifications.ModeDisabled,
-		},
-	})
-}
 
 // Store keeps token records in Redis. It holds no card data in the clear:
 // a record is JSON with the card ciphertext and non-sensitive metadata
@@ -114,8 +46,8 @@ func (s *Store) key(space, merchant, token string) string {
 	return s.prefix + ":" + space + ":" + merchant + ":{" + token + "}"
 }
 
-// Ping checks Redis.
-func (s *Store) Ping(ctx context.Context) error {
+// ping checks Redis.
+func (s *Store) ping(ctx context.Context) error {
 	if err := s.c.Ping(ctx).Err(); err != nil {
 		return storeErr("ping", ctx, err)
 	}
@@ -152,8 +84,8 @@ func (s *Store) put(ctx context.Context, merchant, token string, rec []byte, ttl
 	return nil
 }
 
-// stored is what read found.
-type stored struct {
+// snapshot is what read found in its one round trip.
+type snapshot struct {
 	rec       []byte // nil: no record
 	cvv       string // the CVV ciphertext, when asked for and present
 	hasCVV    bool
@@ -162,8 +94,8 @@ type stored struct {
 
 // read fetches a token's record, its CVV ciphertext (withCVV) or only whether
 // one exists, and the wallet consumption marker, in one pipeline.
-func (s *Store) read(ctx context.Context, merchant, token string, withCVV bool) (stored, error) {
-	var st stored
+func (s *Store) read(ctx context.Context, merchant, token string, withCVV bool) (snapshot, error) {
+	var st snapshot
 	p := s.c.Pipeline()
 	rec := p.Get(ctx, s.key("rec", merchant, token))
 	var cvv *redis.StringCmd

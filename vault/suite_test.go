@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chdproxy/chdproxy/internal/testcards"
+
 	"github.com/chdproxy/chdproxy/card"
+	"github.com/chdproxy/chdproxy/token"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -23,13 +26,13 @@ import (
 // redis-server + a real Vault dev server (integration_test.go).
 
 // Test card data. Test PANs appear only in test files.
-const (
-	visaPAN    = "4012000000003010"
-	visaCVV    = "737"
-	amexPAN    = "378282246310005"
-	amexCVV    = "7373"
-	mcPAN      = "5555555555554444"
-	holderName = "Ada Lovelace-Byron"
+var (
+	visaPAN    = testcards.Success
+	visaCVV    = testcards.CVV
+	amexPAN    = testcards.Amex
+	amexCVV    = testcards.CVVAmex
+	mcPAN      = testcards.Decline
+	holderName = testcards.Holder
 	// testDPAN is an arbitrary base64 payload standing for a wallet DPAN.
 	testDPAN = "eyJkYXRhIjoiUXVpdGUgYSBkaXN0aW5jdGl2ZSB3YWxsZXQgcGF5bG9hZCBmb3IgdGVzdHMiLCJ2ZXJzaW9uIjoiRUNfdjEifQ=="
 )
@@ -180,14 +183,15 @@ var suiteTests = []struct {
 	{"another merchant's token is indistinguishable from a missing one", testOtherMerchant},
 	{"no Redis key or value holds card data", testRedisScan},
 	{"the CVV is gone after its TTL", testCVVTTL},
-	{"the CVV and a wallet token go to exactly one of concurrent callers", testConcurrentConsume},
+	{"the CVV and a wallet token go to exactly one of concurrent callers, with or without a shared Lookup", testConcurrentConsume},
 	{"a wallet token expires after its TTL", testWalletTTL},
 	{"delete removes record and CVV", testDelete},
 	{"TTL caps are enforced", testTTLCaps},
 	{"Redis down gives ErrUnavailable quickly", testRedisDown},
 	{"transit down gives ErrUnavailable and burns nothing", testTransitDown},
 	{"a failed transit call stores nothing", testNoHalfWrittenToken},
-	{"DetokenizeIf: a refusing check or gate consumes nothing", testDetokenizeGate},
+	{"a discarded decryption consumes nothing; a revealed one consumes", testDiscardThenReveal},
+	{"a refused Decrypt consumes nothing", testRefusedDecrypt},
 	{"invalid input and malformed ids are refused", testInvalidInput},
 }
 
@@ -223,7 +227,7 @@ func mustCard(t testing.TB, pan, cvv, holder string) CardInput {
 	return in
 }
 
-func mustWallet(t testing.TB, kind Kind) WalletInput {
+func mustWallet(t testing.TB, kind token.Kind) WalletInput {
 	t.Helper()
 	d, err := card.ParseDPAN(testDPAN)
 	if err != nil {
@@ -255,6 +259,19 @@ func wantErr(t testing.TB, err, want error, what string) {
 	clean(t, err)
 }
 
+// detokenize is the forward path without its checks: Lookup, Decrypt, Reveal.
+func detokenize(v *Vault, merchant, tok string, wantCVV bool) (*Secret, error) {
+	rec, err := v.Lookup(bg, merchant, tok)
+	if err != nil {
+		return nil, err
+	}
+	d, err := v.Decrypt(bg, rec, wantCVV)
+	if err != nil {
+		return nil, err
+	}
+	return d.Reveal()
+}
+
 func noErr(t testing.TB, err error, what string) {
 	t.Helper()
 	if err != nil {
@@ -271,13 +288,13 @@ func testCardRoundTrip(t *testing.T, newEnv newEnvFunc) {
 		t.Fatalf("token %q is not a valid token id", m.Token)
 	}
 	wantCard := CardMeta{BIN: "40120000", Last4: "3010", Brand: card.Visa, ExpMonth: "03", ExpYear: "2031"}
-	if m.Kind != KindCard || m.Card == nil || *m.Card != wantCard {
+	if m.Kind != token.Card || m.Card == nil || *m.Card != wantCard {
 		t.Fatalf("got metadata %+v, want card %+v", m, wantCard)
 	}
-	if !m.HasCVV || m.CVVExpiresAt == nil || !m.CVVExpiresAt.Equal(e.clock.Now().Add(DefaultCVVTTL)) {
+	if !m.HasCVV || m.CVVExpiresAt == nil || !m.CVVExpiresAt.Equal(e.clock.Now().Add(defaultCVVTTL)) {
 		t.Fatalf("got has_cvv=%v cvv_expires_at=%v, want true and now+10m", m.HasCVV, m.CVVExpiresAt)
 	}
-	if !m.ExpiresAt.Equal(e.clock.Now().Add(DefaultTokenTTL)) || !m.CreatedAt.Equal(e.clock.Now()) {
+	if !m.ExpiresAt.Equal(e.clock.Now().Add(defaultTokenTTL)) || !m.CreatedAt.Equal(e.clock.Now()) {
 		t.Fatalf("got created %v expires %v, want now and now+24h", m.CreatedAt, m.ExpiresAt)
 	}
 	if !strings.HasPrefix(m.Fingerprint, "fp_") || !strings.HasPrefix(m.FingerprintExp, "fp_") || m.Fingerprint == m.FingerprintExp {
@@ -290,19 +307,19 @@ func testCardRoundTrip(t *testing.T, newEnv newEnvFunc) {
 		t.Fatalf("Metadata got %s, want %s", a, b)
 	}
 
-	s, err := e.v.Detokenize(bg, "m_alpha", m.Token, true)
+	s, err := detokenize(e.v, "m_alpha", m.Token, true)
 	noErr(t, err, "Detokenize with CVV")
 	if string(s.PAN.Reveal()) != visaPAN || s.Expiry != (card.Expiry{Month: 3, Year: 2031}) ||
-		s.Holder.Reveal() != holderName || string(s.CVV.Reveal()) != visaCVV || s.Kind != KindCard {
+		s.Holder.Reveal() != holderName || string(s.CVV.Reveal()) != visaCVV || s.Kind != token.Card {
 		t.Fatal("Detokenize did not return the card that was tokenized")
 	}
 	if s.Meta.Token != m.Token || s.Meta.HasCVV {
 		t.Fatalf("got secret metadata token=%q has_cvv=%v, want %q and false", s.Meta.Token, s.Meta.HasCVV, m.Token)
 	}
 
-	_, err = e.v.Detokenize(bg, "m_alpha", m.Token, true)
+	_, err = detokenize(e.v, "m_alpha", m.Token, true)
 	wantErr(t, err, ErrCVVUnavailable, "second Detokenize with CVV")
-	s, err = e.v.Detokenize(bg, "m_alpha", m.Token, false)
+	s, err = detokenize(e.v, "m_alpha", m.Token, false)
 	noErr(t, err, "Detokenize without CVV after the CVV was used")
 	if string(s.PAN.Reveal()) != visaPAN || !s.CVV.IsZero() {
 		t.Fatal("the card token stopped working once its CVV was used")
@@ -319,9 +336,9 @@ func testCardRoundTrip(t *testing.T, newEnv newEnvFunc) {
 	if m2.HasCVV || m2.CVVExpiresAt != nil {
 		t.Fatal("a card tokenized without CVV says it has one")
 	}
-	_, err = e.v.Detokenize(bg, "m_alpha", m2.Token, true)
+	_, err = detokenize(e.v, "m_alpha", m2.Token, true)
 	wantErr(t, err, ErrCVVUnavailable, "Detokenize with CVV of a card without one")
-	s, err = e.v.Detokenize(bg, "m_alpha", m2.Token, false)
+	s, err = detokenize(e.v, "m_alpha", m2.Token, false)
 	noErr(t, err, "Detokenize without CVV")
 	if string(s.PAN.Reveal()) != mcPAN || !s.Holder.IsZero() {
 		t.Fatal("Detokenize did not return the card that was tokenized")
@@ -339,21 +356,21 @@ func mustJSON(t testing.TB, v any) string {
 
 func testWalletRoundTrip(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{})
-	for _, kind := range []Kind{KindApplePay, KindGooglePay} {
+	for _, kind := range []token.Kind{token.ApplePay, token.GooglePay} {
 		m, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, kind))
 		noErr(t, err, "TokenizeWallet")
 		if m.Kind != kind || m.Network != card.NetworkMastercard || m.Card != nil || m.HasCVV || m.Fingerprint != "" {
 			t.Fatalf("got metadata %+v for %s", m, kind)
 		}
-		if !m.ExpiresAt.Equal(e.clock.Now().Add(DefaultWalletTTL)) {
+		if !m.ExpiresAt.Equal(e.clock.Now().Add(defaultWalletTTL)) {
 			t.Fatalf("got expires_at %v, want now+10m", m.ExpiresAt)
 		}
-		s, err := e.v.Detokenize(bg, "m_alpha", m.Token, true) // wantCVV is ignored
+		s, err := detokenize(e.v, "m_alpha", m.Token, true) // wantCVV is ignored
 		noErr(t, err, "Detokenize wallet")
 		if string(s.DPAN.Reveal()) != testDPAN || s.Network != card.NetworkMastercard || s.Kind != kind || !s.PAN.IsZero() {
 			t.Fatalf("Detokenize did not return the %s payload that was tokenized", kind)
 		}
-		_, err = e.v.Detokenize(bg, "m_alpha", m.Token, false)
+		_, err = detokenize(e.v, "m_alpha", m.Token, false)
 		wantErr(t, err, ErrWalletConsumed, "second Detokenize of a wallet token")
 		_, err = e.v.Metadata(bg, "m_alpha", m.Token)
 		wantErr(t, err, ErrWalletConsumed, "Metadata of a used wallet token")
@@ -418,7 +435,7 @@ func setCT(t testing.TB, recJSON, ct string) string {
 
 func getCT(t testing.TB, recJSON string) string {
 	t.Helper()
-	var r record
+	var r storedRecord
 	if err := json.Unmarshal([]byte(recJSON), &r); err != nil {
 		t.Fatal(err)
 	}
@@ -435,13 +452,13 @@ func testCopiedCiphertext(t *testing.T, newEnv newEnvFunc) {
 	t.Run("card ciphertext into another token of the same merchant", func(t *testing.T) {
 		recA, recB := rawGet(t, e, "rec", "m_alpha", a.Token), rawGet(t, e, "rec", "m_alpha", b.Token)
 		rawSet(t, e, "rec", "m_alpha", b.Token, setCT(t, recB, getCT(t, recA)))
-		_, err := e.v.Detokenize(bg, "m_alpha", b.Token, false)
+		_, err := detokenize(e.v, "m_alpha", b.Token, false)
 		wantErr(t, err, ErrIntegrity, "Detokenize of a record holding another token's ciphertext")
 		rawSet(t, e, "rec", "m_alpha", b.Token, recB)
 	})
 	t.Run("CVV ciphertext into another token of the same merchant", func(t *testing.T) {
 		rawSet(t, e, "cvv", "m_alpha", b.Token, rawGet(t, e, "cvv", "m_alpha", a.Token))
-		_, err := e.v.Detokenize(bg, "m_alpha", b.Token, true)
+		_, err := detokenize(e.v, "m_alpha", b.Token, true)
 		wantErr(t, err, ErrIntegrity, "Detokenize of a CVV copied from another token")
 	})
 	t.Run("a whole record under another merchant, same token id", func(t *testing.T) {
@@ -451,13 +468,13 @@ func testCopiedCiphertext(t *testing.T, newEnv newEnvFunc) {
 		r["merchant"] = "m_beta" // the attacker rewrites the merchant too
 		rawSet(t, e, "rec", "m_beta", a.Token, mustJSON(t, r))
 		rawSet(t, e, "cvv", "m_beta", a.Token, rawGet(t, e, "cvv", "m_alpha", a.Token))
-		_, err := e.v.Detokenize(bg, "m_beta", a.Token, false)
+		_, err := detokenize(e.v, "m_beta", a.Token, false)
 		wantErr(t, err, ErrIntegrity, "Detokenize of a card copied to another merchant")
-		_, err = e.v.Detokenize(bg, "m_beta", a.Token, true)
+		_, err = detokenize(e.v, "m_beta", a.Token, true)
 		wantErr(t, err, ErrIntegrity, "Detokenize of a card and CVV copied to another merchant")
 	})
 	t.Run("the original still decrypts", func(t *testing.T) {
-		s, err := e.v.Detokenize(bg, "m_alpha", a.Token, true)
+		s, err := detokenize(e.v, "m_alpha", a.Token, true)
 		noErr(t, err, "Detokenize of the original")
 		if string(s.PAN.Reveal()) != visaPAN || string(s.CVV.Reveal()) != visaCVV {
 			t.Fatal("the original token lost its card")
@@ -471,28 +488,27 @@ func testOtherMerchant(t *testing.T, newEnv newEnvFunc) {
 	unknown, _ := newToken()
 
 	for _, tok := range []string{c.Token, w.Token, unknown} {
-		_, errOther := e.v.Detokenize(bg, "m_beta", tok, true)
-		_, errUnknown := e.v.Detokenize(bg, "m_alpha", unknown, true)
-		if errOther != ErrTokenNotFound || errUnknown != ErrTokenNotFound {
-			t.Fatalf("got %v for another merchant and %v for an unknown token, want ErrTokenNotFound itself for both", errOther, errUnknown)
+		_, errOther := detokenize(e.v, "m_beta", tok, true)
+		_, errUnknown := detokenize(e.v, "m_alpha", unknown, true)
+		if !indistinguishable(errOther, errUnknown, ErrTokenNotFound) {
+			t.Fatalf("got %v for another merchant and %v for an unknown token, want ErrTokenNotFound alike for both", errOther, errUnknown)
 		}
 		_, errOther = e.v.Metadata(bg, "m_beta", tok)
 		_, errUnknown = e.v.Metadata(bg, "m_alpha", unknown)
-		if errOther != ErrTokenNotFound || errUnknown != ErrTokenNotFound {
-			t.Fatalf("Metadata: got %v and %v, want ErrTokenNotFound for both", errOther, errUnknown)
+		if !indistinguishable(errOther, errUnknown, ErrTokenNotFound) {
+			t.Fatalf("Metadata: got %v and %v, want ErrTokenNotFound alike for both", errOther, errUnknown)
 		}
-		if err := e.v.Delete(bg, "m_beta", tok); err != ErrTokenNotFound {
+		if err := e.v.Delete(bg, "m_beta", tok); !errors.Is(err, ErrTokenNotFound) {
 			t.Fatalf("Delete by another merchant: got %v, want ErrTokenNotFound", err)
 		}
 	}
 	// The owner lost nothing: not the CVV, not the one-time wallet token.
-	s, err := e.v.Detokenize(bg, "m_alpha", c.Token, true)
-	noErr(t, err, "owner's Detokenize after another merchant tried")
-	if string(s.CVV.Reveal()) != visaCVV {
-		t.Fatal("another merchant's attempt consumed the CVV")
-	}
-	_, err = e.v.Detokenize(bg, "m_alpha", w.Token, false)
-	noErr(t, err, "owner's wallet Detokenize after another merchant tried")
+	useBoth(t, e, c, w, "after another merchant tried")
+}
+
+// indistinguishable reports whether a and b are both want and read the same.
+func indistinguishable(a, b, want error) bool {
+	return errors.Is(a, want) && errors.Is(b, want) && fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
 }
 
 // secretForms returns s and the encodings it could hide in.
@@ -558,7 +574,7 @@ func testRedisScan(t *testing.T, newEnv newEnvFunc) {
 		noErr(t, err, "TokenizeCard")
 		tokens = append(tokens, m)
 	}
-	for _, kind := range []Kind{KindApplePay, KindGooglePay} {
+	for _, kind := range []token.Kind{token.ApplePay, token.GooglePay} {
 		m, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, kind))
 		noErr(t, err, "TokenizeWallet")
 		tokens = append(tokens, m)
@@ -622,7 +638,7 @@ func testRedisScan(t *testing.T, newEnv newEnvFunc) {
 	}
 	// And the ciphertexts really decrypt to the cards: the scan looked at
 	// the right data, not at something unrelated.
-	s, err := e.v.Detokenize(bg, "m_alpha", tokens[0].Token, true)
+	s, err := detokenize(e.v, "m_alpha", tokens[0].Token, true)
 	noErr(t, err, "Detokenize")
 	if string(s.PAN.Reveal()) != amexPAN || string(s.CVV.Reveal()) != amexCVV {
 		t.Fatal("the scanned records do not hold the tokenized card")
@@ -675,11 +691,11 @@ func testCVVTTL(t *testing.T, newEnv newEnvFunc) {
 		t.Fatalf("got CVV PTTL %v (%v), want (0, %v]", pttl, err, shortTTL)
 	}
 	pttl, err = e.rdb.PTTL(bg, e.store.key("rec", "m_alpha", m.Token)).Result()
-	if err != nil || pttl <= DefaultTokenTTL-time.Minute || pttl > DefaultTokenTTL {
-		t.Fatalf("got record PTTL %v (%v), want about %v", pttl, err, DefaultTokenTTL)
+	if err != nil || pttl <= defaultTokenTTL-time.Minute || pttl > defaultTokenTTL {
+		t.Fatalf("got record PTTL %v (%v), want about %v", pttl, err, defaultTokenTTL)
 	}
 	e.advance(shortTTL + 50*time.Millisecond)
-	_, err = e.v.Detokenize(bg, "m_alpha", m.Token, true)
+	_, err = detokenize(e.v, "m_alpha", m.Token, true)
 	wantErr(t, err, ErrCVVUnavailable, "Detokenize with CVV after the CVV TTL")
 	if n, _ := e.rdb.Exists(bg, e.store.key("cvv", "m_alpha", m.Token)).Result(); n != 0 {
 		t.Fatal("the CVV key outlived its TTL in Redis")
@@ -689,7 +705,7 @@ func testCVVTTL(t *testing.T, newEnv newEnvFunc) {
 	if got.HasCVV {
 		t.Fatal("Metadata says has_cvv after the CVV TTL")
 	}
-	s, err := e.v.Detokenize(bg, "m_alpha", m.Token, false)
+	s, err := detokenize(e.v, "m_alpha", m.Token, false)
 	noErr(t, err, "Detokenize without CVV after the CVV TTL")
 	if string(s.PAN.Reveal()) != visaPAN {
 		t.Fatal("the card is gone with its CVV")
@@ -697,46 +713,68 @@ func testCVVTTL(t *testing.T, newEnv newEnvFunc) {
 }
 
 func testConcurrentConsume(t *testing.T, newEnv newEnvFunc) {
-	e := newEnv(t, envOptions{})
-	c, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
-	noErr(t, err, "TokenizeCard")
-	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindGooglePay))
-	noErr(t, err, "TokenizeWallet")
-	const n = 8
-	var cvvWins, walletWins atomic.Int32
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			s, err := e.v.Detokenize(bg, "m_alpha", c.Token, true)
-			switch {
-			case err == nil && string(s.CVV.Reveal()) == visaCVV:
-				cvvWins.Add(1)
-			case !errors.Is(err, ErrCVVUnavailable):
-				t.Errorf("concurrent CVV Detokenize: %v", err)
+	for _, shared := range []bool{false, true} {
+		e := newEnv(t, envOptions{})
+		c, w := cardAndWallet(t, e)
+		races := []struct {
+			what string
+			call func() (*Secret, error)
+			won  func(*Secret) bool
+			lost error // what every other caller gets
+			wins atomic.Int32
+		}{
+			{what: "CVV", call: racer(t, e, c.Token, true, shared), won: func(s *Secret) bool { return string(s.CVV.Reveal()) == visaCVV }, lost: ErrCVVUnavailable},
+			{what: "wallet", call: racer(t, e, w.Token, false, shared), won: func(s *Secret) bool { return string(s.DPAN.Reveal()) == testDPAN }, lost: ErrWalletConsumed},
+		}
+		const n = 8
+		var wg sync.WaitGroup
+		for range n {
+			for i := range races {
+				r := &races[i]
+				wg.Go(func() {
+					s, err := r.call()
+					switch {
+					case err == nil && r.won(s):
+						r.wins.Add(1)
+					case !errors.Is(err, r.lost):
+						t.Errorf("concurrent %s Detokenize (shared Lookup %v): %v", r.what, shared, err)
+					}
+				})
 			}
-		})
-		wg.Go(func() {
-			s, err := e.v.Detokenize(bg, "m_alpha", w.Token, false)
-			switch {
-			case err == nil && string(s.DPAN.Reveal()) == testDPAN:
-				walletWins.Add(1)
-			case !errors.Is(err, ErrWalletConsumed):
-				t.Errorf("concurrent wallet Detokenize: %v", err)
+		}
+		wg.Wait()
+		for i := range races {
+			if got := races[i].wins.Load(); got != 1 {
+				t.Fatalf("shared Lookup %v: got %d %s winners among %d callers, want 1", shared, got, races[i].what, n)
 			}
-		})
+		}
 	}
-	wg.Wait()
-	if cvvWins.Load() != 1 || walletWins.Load() != 1 {
-		t.Fatalf("got %d CVV and %d wallet winners among %d callers each, want 1 and 1", cvvWins.Load(), walletWins.Load(), n)
+}
+
+// racer returns a detokenization of tok to run concurrently: each call with
+// its own Lookup, or all decrypting the one Record read before (shared).
+func racer(t *testing.T, e *env, tok string, wantCVV, shared bool) func() (*Secret, error) {
+	t.Helper()
+	if !shared {
+		return func() (*Secret, error) { return detokenize(e.v, "m_alpha", tok, wantCVV) }
+	}
+	rec, err := e.v.Lookup(bg, "m_alpha", tok)
+	noErr(t, err, "Lookup")
+	return func() (*Secret, error) {
+		d, err := e.v.Decrypt(bg, rec, wantCVV)
+		if err != nil {
+			return nil, err
+		}
+		return d.Reveal()
 	}
 }
 
 func testWalletTTL(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{cfg: Config{WalletTTL: shortTTL}})
-	m, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+	m, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.ApplePay))
 	noErr(t, err, "TokenizeWallet")
 	e.advance(shortTTL + 50*time.Millisecond)
-	_, err = e.v.Detokenize(bg, "m_alpha", m.Token, false)
+	_, err = detokenize(e.v, "m_alpha", m.Token, false)
 	wantErr(t, err, ErrTokenNotFound, "Detokenize after the wallet TTL")
 }
 
@@ -747,7 +785,7 @@ func testDelete(t *testing.T, newEnv newEnvFunc) {
 	keep, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, mcPAN, "", ""))
 	noErr(t, err, "TokenizeCard")
 	noErr(t, e.v.Delete(bg, "m_alpha", m.Token), "Delete")
-	_, err = e.v.Detokenize(bg, "m_alpha", m.Token, false)
+	_, err = detokenize(e.v, "m_alpha", m.Token, false)
 	wantErr(t, err, ErrTokenNotFound, "Detokenize after Delete")
 	_, err = e.v.Metadata(bg, "m_alpha", m.Token)
 	wantErr(t, err, ErrTokenNotFound, "Metadata after Delete")
@@ -760,18 +798,18 @@ func testDelete(t *testing.T, newEnv newEnvFunc) {
 	if _, err := e.v.Metadata(bg, "m_alpha", keep.Token); err != nil {
 		t.Fatalf("Delete of one token removed another: %v", err)
 	}
-	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+	w, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.ApplePay))
 	noErr(t, err, "TokenizeWallet")
 	noErr(t, e.v.Delete(bg, "m_alpha", w.Token), "Delete wallet token")
-	_, err = e.v.Detokenize(bg, "m_alpha", w.Token, false)
+	_, err = detokenize(e.v, "m_alpha", w.Token, false)
 	wantErr(t, err, ErrTokenNotFound, "Detokenize of a deleted wallet token")
 }
 
 func testTTLCaps(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{})
 	for _, cfg := range []Config{
-		{CVVTTL: MaxCVVTTL + time.Second},
-		{WalletTTL: MaxCVVTTL + time.Second},
+		{CVVTTL: token.MaxOneTimeTTL + time.Second},
+		{WalletTTL: token.MaxOneTimeTTL + time.Second},
 		{TokenTTL: -time.Second},
 	} {
 		cfg.Transit, cfg.Store = e.transit, e.store
@@ -780,7 +818,7 @@ func testTTLCaps(t *testing.T, newEnv newEnvFunc) {
 		}
 	}
 	// At the cap is fine; a CVV never outlives its token.
-	v, err := New(Config{Transit: e.transit, Store: e.store, TokenTTL: 5 * time.Minute, CVVTTL: MaxCVVTTL, WalletTTL: MaxCVVTTL, Now: e.clock.Now})
+	v, err := New(Config{Transit: e.transit, Store: e.store, TokenTTL: 5 * time.Minute, CVVTTL: token.MaxOneTimeTTL, WalletTTL: token.MaxOneTimeTTL, Now: e.clock.Now})
 	noErr(t, err, "New at the caps")
 	m, err := v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
 	noErr(t, err, "TokenizeCard")
@@ -791,11 +829,11 @@ func testTTLCaps(t *testing.T, newEnv newEnvFunc) {
 	if !m.CVVExpiresAt.Equal(m.ExpiresAt) {
 		t.Fatalf("got cvv_expires_at %v after expires_at %v", m.CVVExpiresAt, m.ExpiresAt)
 	}
-	w, err := v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+	w, err := v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.ApplePay))
 	noErr(t, err, "TokenizeWallet")
 	pttl, err = e.rdb.PTTL(bg, e.store.key("rec", "m_alpha", w.Token)).Result()
-	if err != nil || pttl <= 0 || pttl > MaxCVVTTL {
-		t.Fatalf("got wallet PTTL %v (%v), want at most %v", pttl, err, MaxCVVTTL)
+	if err != nil || pttl <= 0 || pttl > token.MaxOneTimeTTL {
+		t.Fatalf("got wallet PTTL %v (%v), want at most %v", pttl, err, token.MaxOneTimeTTL)
 	}
 }
 
@@ -803,14 +841,19 @@ func testRedisDown(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{dedicated: true})
 	m, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
 	noErr(t, err, "TokenizeCard")
+	rec, err := e.v.Lookup(bg, "m_alpha", m.Token)
+	noErr(t, err, "Lookup")
+	d, err := e.v.Decrypt(bg, rec, true)
+	noErr(t, err, "Decrypt")
 	e.stopRedis()
 	calls := []struct {
 		name string
 		f    func() error
 	}{
 		{"TokenizeCard", func() error { _, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, "")); return err }},
-		{"TokenizeWallet", func() error { _, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay)); return err }},
-		{"Detokenize", func() error { _, err := e.v.Detokenize(bg, "m_alpha", m.Token, true); return err }},
+		{"TokenizeWallet", func() error { _, err := e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.ApplePay)); return err }},
+		{"Lookup", func() error { _, err := e.v.Lookup(bg, "m_alpha", m.Token); return err }},
+		{"Reveal", func() error { _, err := d.Reveal(); return err }},
 		{"Metadata", func() error { _, err := e.v.Metadata(bg, "m_alpha", m.Token); return err }},
 		{"Delete", func() error { return e.v.Delete(bg, "m_alpha", m.Token) }},
 		{"Ping", func() error { return e.v.Ping(bg) }},
@@ -834,11 +877,11 @@ func testTransitDown(t *testing.T, newEnv newEnvFunc) {
 
 	_, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
 	wantErr(t, err, ErrUnavailable, "TokenizeCard with transit down")
-	_, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindGooglePay))
+	_, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.GooglePay))
 	wantErr(t, err, ErrUnavailable, "TokenizeWallet with transit down")
-	_, err = e.v.Detokenize(bg, "m_alpha", c.Token, true)
+	_, err = detokenize(e.v, "m_alpha", c.Token, true)
 	wantErr(t, err, ErrUnavailable, "Detokenize with transit down")
-	_, err = e.v.Detokenize(bg, "m_alpha", w.Token, false)
+	_, err = detokenize(e.v, "m_alpha", w.Token, false)
 	wantErr(t, err, ErrUnavailable, "wallet Detokenize with transit down")
 	wantErr(t, e.v.Ping(bg), ErrUnavailable, "Ping with transit down")
 
@@ -862,7 +905,7 @@ func testNoHalfWrittenToken(t *testing.T, newEnv newEnvFunc) {
 		e.faults.fail(op, &TransitError{Op: op, Reason: "injected", err: ErrUnavailable})
 		_, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, holderName))
 		wantErr(t, err, ErrUnavailable, "TokenizeCard with "+op+" failing")
-		_, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+		_, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.ApplePay))
 		if op == "encrypt:card" {
 			wantErr(t, err, ErrUnavailable, "TokenizeWallet with "+op+" failing")
 		}
@@ -917,15 +960,15 @@ func testInvalidInput(t *testing.T, newEnv newEnvFunc) {
 		wantErr(t, err, ErrInvalidInput, fmt.Sprintf("TokenizeCard for merchant %q", merchant))
 	}
 	for name, in := range map[string]WalletInput{
-		"kind card":  {Kind: KindCard, DPAN: mustWallet(t, KindApplePay).DPAN, Network: card.NetworkVisa},
-		"no DPAN":    {Kind: KindApplePay, Network: card.NetworkVisa},
-		"no network": {Kind: KindApplePay, DPAN: mustWallet(t, KindApplePay).DPAN},
+		"kind card":  {Kind: token.Card, DPAN: mustWallet(t, token.ApplePay).DPAN, Network: card.NetworkVisa},
+		"no DPAN":    {Kind: token.ApplePay, Network: card.NetworkVisa},
+		"no network": {Kind: token.ApplePay, DPAN: mustWallet(t, token.ApplePay).DPAN},
 	} {
 		_, err := e.v.TokenizeWallet(bg, "m_alpha", in)
 		wantErr(t, err, ErrInvalidInput, "TokenizeWallet with "+name)
 	}
 	for _, tok := range []string{"", "tok_", "tok_short", "tok_" + strings.Repeat("a", 23), "tok_" + strings.Repeat("-", 22), "xyz_" + strings.Repeat("a", 22), visaPAN} {
-		_, err := e.v.Detokenize(bg, "m_alpha", tok, false)
+		_, err := detokenize(e.v, "m_alpha", tok, false)
 		wantErr(t, err, ErrTokenNotFound, fmt.Sprintf("Detokenize of %q", tok))
 		wantErr(t, e.v.Delete(bg, "m_alpha", tok), ErrTokenNotFound, "Delete of a malformed id")
 	}
@@ -934,38 +977,81 @@ func testInvalidInput(t *testing.T, newEnv newEnvFunc) {
 	}
 }
 
-func testDetokenizeGate(t *testing.T, newEnv newEnvFunc) {
+func testDiscardThenReveal(t *testing.T, newEnv newEnvFunc) {
 	e := newEnv(t, envOptions{})
 	c, w := cardAndWallet(t, e)
-	refused := errors.New("no audit record")
-	wantCVV := func(Metadata) (bool, error) { return true, nil }
-	gateRan := false
-
-	_, err := e.v.DetokenizeIf(bg, "m_alpha", c.Token, func(Metadata) (bool, error) { return true, refused },
-		func() error { gateRan = true; return nil })
-	wantErr(t, err, refused, "DetokenizeIf with a refusing check")
-	if gateRan {
-		t.Fatal("the gate ran although the check refused")
-	}
-	for _, tok := range []string{c.Token, w.Token} {
-		s, err := e.v.DetokenizeIf(bg, "m_alpha", tok, wantCVV, func() error { return refused })
-		wantErr(t, err, refused, "DetokenizeIf with a refusing gate")
-		if s != nil {
-			t.Fatal("a secret came back through a refusing gate")
+	for _, m := range []Metadata{c, w} {
+		rec, err := e.v.Lookup(bg, "m_alpha", m.Token)
+		noErr(t, err, "Lookup")
+		if got, want := mustJSON(t, rec.Meta()), mustJSON(t, m); got != want {
+			t.Fatalf("Lookup metadata: got %s, want %s", got, want)
+		}
+		d, err := e.v.Decrypt(bg, rec, true)
+		noErr(t, err, "Decrypt")
+		d.Discard()
+		if _, err := d.Reveal(); !errors.Is(err, errSpent) {
+			t.Fatalf("Reveal after Discard: got %v, want errSpent", err)
 		}
 	}
-	m, err := e.v.Metadata(bg, "m_alpha", c.Token)
+	got, err := e.v.Metadata(bg, "m_alpha", c.Token)
 	noErr(t, err, "Metadata")
-	if !m.HasCVV {
-		t.Fatal("a refused gate consumed the CVV")
+	if !got.HasCVV {
+		t.Fatal("a discarded decryption consumed the CVV")
 	}
-	_, err = e.v.Metadata(bg, "m_alpha", w.Token)
-	noErr(t, err, "a refused gate consumed the wallet token")
+	useBoth(t, e, c, w, "after a Discard")
+	_, err = detokenize(e.v, "m_alpha", c.Token, true)
+	wantErr(t, err, ErrCVVUnavailable, "Detokenize with CVV after a Reveal")
+	_, err = detokenize(e.v, "m_alpha", w.Token, false)
+	wantErr(t, err, ErrWalletConsumed, "wallet Detokenize after a Reveal")
+}
 
-	s, err := e.v.DetokenizeIf(bg, "m_alpha", c.Token, wantCVV, func() error { gateRan = true; return nil })
-	noErr(t, err, "DetokenizeIf with a passing gate")
-	if !gateRan || s.CVV.IsZero() {
-		t.Fatalf("gate ran %v, CVV present %v: want both", gateRan, !s.CVV.IsZero())
+func testRefusedDecrypt(t *testing.T, newEnv newEnvFunc) {
+	e := newEnv(t, envOptions{cfg: Config{CVVTTL: shortTTL}})
+	c, w := cardAndWallet(t, e)
+	noCVV, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, mcPAN, "", ""))
+	noErr(t, err, "TokenizeCard without CVV")
+
+	rec, err := e.v.Lookup(bg, "m_alpha", noCVV.Token)
+	noErr(t, err, "Lookup")
+	_, err = e.v.Decrypt(bg, rec, true)
+	wantErr(t, err, ErrCVVUnavailable, "Decrypt with CVV of a card without one")
+
+	orig := rawGet(t, e, "rec", "m_alpha", w.Token)
+	rawSet(t, e, "rec", "m_alpha", w.Token, strings.Replace(orig, `"kind":"apple_pay"`, `"kind":"paypal"`, 1))
+	rec, err = e.v.Lookup(bg, "m_alpha", w.Token)
+	noErr(t, err, "Lookup of a record of an unknown kind")
+	_, err = e.v.Decrypt(bg, rec, false)
+	wantErr(t, err, ErrIntegrity, "Decrypt of a record of an unknown kind")
+	rawSet(t, e, "rec", "m_alpha", w.Token, orig)
+
+	rec, err = e.v.Lookup(bg, "m_alpha", c.Token)
+	noErr(t, err, "Lookup")
+	if !rec.Meta().HasCVV {
+		t.Fatal("Lookup of a fresh card says it has no CVV")
+	}
+	e.advance(shortTTL + 50*time.Millisecond)
+	_, err = e.v.Decrypt(bg, rec, true)
+	wantErr(t, err, ErrCVVUnavailable, "Decrypt with a CVV that expired after Lookup")
+
+	for _, tok := range []string{noCVV.Token, c.Token, w.Token} {
+		_, err := detokenize(e.v, "m_alpha", tok, false)
+		noErr(t, err, "Detokenize after a refused Decrypt")
+	}
+}
+
+// useBoth detokenizes the card with its CVV and the wallet token, which
+// consumes both, and fails t unless both were still whole.
+func useBoth(t *testing.T, e *env, c, w Metadata, after string) {
+	t.Helper()
+	s, err := detokenize(e.v, "m_alpha", c.Token, true)
+	noErr(t, err, "Detokenize with CVV "+after)
+	if string(s.CVV.Reveal()) != visaCVV {
+		t.Fatal("the CVV was lost " + after)
+	}
+	s, err = detokenize(e.v, "m_alpha", w.Token, false)
+	noErr(t, err, "wallet Detokenize "+after)
+	if string(s.DPAN.Reveal()) != testDPAN {
+		t.Fatal("the wallet payload was lost " + after)
 	}
 }
 
@@ -974,7 +1060,7 @@ func cardAndWallet(t *testing.T, e *env) (card, wallet Metadata) {
 	t.Helper()
 	card, err := e.v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, ""))
 	noErr(t, err, "TokenizeCard")
-	wallet, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, KindApplePay))
+	wallet, err = e.v.TokenizeWallet(bg, "m_alpha", mustWallet(t, token.ApplePay))
 	noErr(t, err, "TokenizeWallet")
 	return card, wallet
 }

@@ -95,21 +95,9 @@ type Transit interface {
 	Ping(ctx context.Context) error
 }
 
-// DevOnly is implemented by transits that must never run in production;
-// `chdproxy serve` refuses a Transit for which IsDevOnly is true.
-type DevOnly interface {
-	DevOnly() bool
-}
-
-// IsDevOnly reports whether t declares itself development-only.
-func IsDevOnly(t Transit) bool {
-	d, ok := t.(DevOnly)
-	return ok && d.DevOnly()
-}
-
 // hmacMessage returns context || 0x00 || input in a new buffer (the caller
 // wipes it). Contexts are merchant ids, which contain no NUL byte
-// (ValidMerchantID), so the encoding is unambiguous.
+// (validMerchantID), so the encoding is unambiguous.
 func hmacMessage(context, input []byte) []byte {
 	m := make([]byte, 0, len(context)+1+len(input))
 	m = append(m, context...)
@@ -119,3 +107,31 @@ func hmacMessage(context, input []byte) []byte {
 
 // wipe zeroes b.
 func wipe(b []byte) { clear(b) }
+
+// one returns the single result of a one-item call, or the call's error.
+func one[T any](res []T, err error, itemErr func(T) error) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	if len(res) != 1 {
+		return zero, &TransitError{Op: "batch", Reason: "wrong number of results", err: ErrUnavailable}
+	}
+	if e := itemErr(res[0]); e != nil {
+		return zero, e
+	}
+	return res[0], nil
+}
+
+// encryptOne encrypts one plaintext.
+func encryptOne(ctx context.Context, t Transit, key Key, plaintext, mctx, aad []byte) (EncryptResult, error) {
+	r, err := t.Encrypt(ctx, key, []EncryptItem{{Plaintext: plaintext, Context: mctx, AAD: aad}})
+	return one(r, err, func(r EncryptResult) error { return r.Err })
+}
+
+// decryptOne decrypts one ciphertext; the plaintext is the caller's to wipe.
+func decryptOne(ctx context.Context, t Transit, key Key, ciphertext string, mctx, aad []byte) ([]byte, error) {
+	r, err := t.Decrypt(ctx, key, []DecryptItem{{Ciphertext: ciphertext, Context: mctx, AAD: aad}})
+	res, err := one(r, err, func(r DecryptResult) error { return r.Err })
+	return res.Plaintext, err
+}

@@ -167,7 +167,7 @@ func TestVaultTransitSendsBatchesWithExplicitSettingsOnly(t *testing.T) {
 	}
 
 	r := f.got[0]
-	if r.URL.Path != "/v1/transit/encrypt/"+DefaultCVVKeyName {
+	if r.URL.Path != "/v1/transit/encrypt/"+defaultCVVKeyName {
 		t.Fatalf("got path %q", r.URL.Path)
 	}
 	if r.Header.Get("X-Vault-Token") != "s.explicit" || r.Header.Get("X-Vault-Namespace") != "" || r.Header.Get("X-From-Env") != "" {
@@ -228,7 +228,7 @@ func TestVaultTransitHMACSendsScopedInputAndParsesVersions(t *testing.T) {
 	if !strings.Contains(f.bodies[0], `"input":"bV9hbHBoYQBpbg=="`) { // "m_alpha\x00in"
 		t.Fatalf("got body %s, want input = base64(merchant 0x00 input)", f.bodies[0])
 	}
-	if f.got[0].URL.Path != "/v1/transit/hmac/"+DefaultHMACKeyName+"/sha2-256" {
+	if f.got[0].URL.Path != "/v1/transit/hmac/"+defaultHMACKeyName+"/sha2-256" {
 		t.Fatalf("got path %q", f.got[0].URL.Path)
 	}
 }

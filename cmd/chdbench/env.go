@@ -107,7 +107,7 @@ func benchPolicy(dir, sandboxURL string) (string, error) {
 
 // serveConfig writes chdproxy's configuration: plain-text listeners on
 // loopback, the benchmark Vault and Redis, the sandbox's CA, key digests only,
-// an audit file (fsynced per record, as in production) and per-key rate
+// an audit file (group-committed fsync, as in production) and per-key rate
 // limits high enough not to refuse the load generator.
 func serveConfig(dir, policyPath string, v *testenv.VaultServer, redisAddr string, t *tlsFiles, k benchKeys) (path string, ports [3]int, err error) {
 	for i := range ports {

@@ -28,12 +28,7 @@ func startInProcess(dir, policyPath string, vs *testenv.VaultServer, redisAddr s
 	if err != nil {
 		return nil, err
 	}
-	mask := redact.MaskLast4
-	if pol.Logging.PANMask == policy.PANMaskBINLast4 {
-		mask = redact.MaskBINLast4
-	}
-	red := redact.New(redact.Rules{PANMask: mask, Fields: pol.Redaction.Fields, Headers: pol.Redaction.Headers})
-	log := redact.NewLogger(logFile, red, pol.Hash)
+	log := redact.NewLogger(logFile, redact.New(pol.RedactRules()), pol.Hash)
 	tr, err := transit(vs)
 	if err != nil {
 		return nil, err
@@ -52,25 +47,21 @@ func startInProcess(dir, policyPath string, vs *testenv.VaultServer, redisAddr s
 			return nil, err
 		}
 	}
-	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{RootCAs: tf.pool})
-	if err != nil {
-		return nil, err
-	}
 	audit, auditFile, err := proxy.OpenAuditFile(filepath.Join(dir, "audit.jsonl"), pol.Hash)
 	if err != nil {
 		return nil, err
 	}
 	lim := proxy.DefaultLimits
 	lim.PerKeyRate, lim.PerKeyBurst = 1e9, 1e9
-	deps := proxy.Deps{
-		Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{k.merchant: {ID: k.merchant, Origins: []string{benchOrigin}}},
-		Log: log, Audit: audit, Limiter: proxy.NewLimiter(lim), Idempotency: proxy.NewIdempotency(rdb, []byte(testenv.RandomHex(32)), 0),
+	ls, err := proxy.New(proxy.Config{
+		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: k.merchant, Origins: []string{benchOrigin}}},
+		Log: log, Audit: audit, Redis: rdb, IdempotencySecret: []byte(testenv.RandomHex(32)),
+		Limits: lim, Upstream: proxy.UpstreamOptions{RootCAs: tf.pool},
+	})
+	if err != nil {
+		return nil, err
 	}
-	handlers := []http.Handler{
-		proxy.CollectHandler(deps),
-		proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client}),
-		proxy.AdminHandler(deps, policy.Explain(pol)),
-	}
+	handlers := []http.Handler{ls.Collect, ls.Forward, ls.Admin}
 	ctx, cancel := context.WithCancel(context.Background())
 	for i, h := range handlers {
 		addr := "127.0.0.1:" + strconv.Itoa(ports[i])
@@ -87,6 +78,7 @@ func startInProcess(dir, policyPath string, vs *testenv.VaultServer, redisAddr s
 		admin:   "http://127.0.0.1:" + strconv.Itoa(ports[2]),
 		stop: func() {
 			cancel()
+			ls.Close()
 			rdb.Close()
 			auditFile.Close()
 			logFile.Close()

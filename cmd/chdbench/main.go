@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -38,21 +37,12 @@ import (
 	"time"
 
 	"github.com/chdproxy/chdproxy/card"
+	"github.com/chdproxy/chdproxy/internal/testcards"
 	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/smartpay"
+	"github.com/chdproxy/chdproxy/token"
 	"github.com/chdproxy/chdproxy/vault"
 )
-
-// The sandbox's success card lives in testdata: no PAN literal in Go source.
-//
-//go:embed testdata/card.json
-var cardJSON []byte
-
-type testCard struct {
-	Number, CVV, Holder string
-	ExpMonth            string `json:"exp_month"`
-	ExpYear             string `json:"exp_year"`
-}
 
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
 
@@ -113,10 +103,6 @@ func logf(format string, args ...any) {
 
 func run(o options) error {
 	began := time.Now()
-	var tc testCard
-	if err := json.Unmarshal(cardJSON, &tc); err != nil {
-		return err
-	}
 	dir, err := os.MkdirTemp("", "chdbench-")
 	if err != nil {
 		return err
@@ -190,7 +176,7 @@ func run(o options) error {
 		defer pprof.StopCPUProfile()
 	}
 
-	b, err := newBench(o, tc, keys, vs, redisAddr, sandboxURL, tf, cp)
+	b, err := newBench(o, keys, vs, redisAddr, sandboxURL, tf, cp)
 	if err != nil {
 		return err
 	}
@@ -280,7 +266,6 @@ const (
 
 type bench struct {
 	o          options
-	tc         testCard
 	in         vault.CardInput
 	keys       benchKeys
 	cp         *chdproxyEnv
@@ -295,22 +280,23 @@ type bench struct {
 	bufs       sync.Pool
 }
 
-func newBench(o options, tc testCard, keys benchKeys, vs *testenv.VaultServer, redisAddr, sandboxURL string, tf *tlsFiles, cp *chdproxyEnv) (*bench, error) {
-	b := &bench{o: o, tc: tc, keys: keys, cp: cp, sandboxURL: sandboxURL}
+func newBench(o options, keys benchKeys, vs *testenv.VaultServer, redisAddr, sandboxURL string, tf *tlsFiles, cp *chdproxyEnv) (*bench, error) {
+	b := &bench{o: o, keys: keys, cp: cp, sandboxURL: sandboxURL}
 	b.bufs.New = func() any { return new(bytes.Buffer) }
-	pan, err := card.ParsePAN(tc.Number)
+	// The sandbox's success card: the one card whose payments and withdrawals succeed.
+	pan, err := card.ParsePAN(testcards.Success)
 	if err != nil {
 		return nil, err
 	}
-	exp, err := card.ParseExpiry(tc.ExpMonth, tc.ExpYear, time.Now())
+	exp, err := card.ParseExpiry(testcards.ExpMonth, testcards.ExpYear, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	cvv, err := card.ParseCVV(tc.CVV, pan.Brand())
+	cvv, err := card.ParseCVV(testcards.CVV, pan.Brand())
 	if err != nil {
 		return nil, err
 	}
-	holder, err := card.ParseHolder(tc.Holder)
+	holder, err := card.ParseHolder(testcards.Holder)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +315,7 @@ func newBench(o options, tc testCard, keys benchKeys, vs *testenv.VaultServer, r
 		rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{redisAddr}})
 		b.closers = append(b.closers, func() { rdb.Close() })
 		// The CVV lives as long as allowed: pooled tokens wait for later phases.
-		v, err := vault.New(vault.Config{Transit: t, Store: vault.NewStore(rdb, vault.StoreOptions{}), CVVTTL: vault.MaxCVVTTL})
+		v, err := vault.New(vault.Config{Transit: t, Store: vault.NewStore(rdb, vault.StoreOptions{}), CVVTTL: token.MaxOneTimeTTL})
 		if err != nil {
 			return nil, err
 		}
@@ -418,8 +404,8 @@ func (b *bench) tokenizePhase(path string, c int, warmup, dur time.Duration) out
 	var op func() error
 	switch path {
 	case pathChdproxy:
-		body := []byte(`{"card_number":"` + b.tc.Number + `","card_exp_month":"` + b.tc.ExpMonth + `","card_exp_year":"` + b.tc.ExpYear +
-			`","card_cvv":"` + b.tc.CVV + `","card_holder":"` + b.tc.Holder + `"}`)
+		body := []byte(`{"card_number":"` + testcards.Success + `","card_exp_month":"` + testcards.ExpMonth + `","card_exp_year":"` + testcards.ExpYear +
+			`","card_cvv":"` + testcards.CVV + `","card_holder":"` + testcards.Holder + `"}`)
 		url := b.cp.collect + "/v1/tokens"
 		op = func() error {
 			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
@@ -490,8 +476,8 @@ func (b *bench) forward(path string, c int, rate, expectRPS float64) row {
 			}
 			card, cvv = pool[i], pool[i] // expiry and holder are filled from the token
 		} else {
-			card, cvv = b.tc.Number, b.tc.CVV
-			extra = `,"card_exp_month":"` + b.tc.ExpMonth + `","card_exp_year":"` + b.tc.ExpYear[2:] + `","card_holder":"` + b.tc.Holder + `"`
+			card, cvv = testcards.Success, testcards.CVV
+			extra = `,"card_exp_month":"` + testcards.ExpMonth + `","card_exp_year":"` + testcards.ExpYearShort + `","card_holder":"` + testcards.Holder + `"`
 		}
 		body := paymentBody(strconv.FormatInt(b.orders.Add(1), 10), card, cvv, extra)
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))

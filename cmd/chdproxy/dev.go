@@ -66,34 +66,17 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if pol, err = pol.WithUpstreams(map[string]string{"chd-api": sandboxURL, "api-gateway": sandboxURL}); err != nil {
+	if pol, err = pol.WithUpstreams(map[string]string{"chd-api": sandboxURL, "api-gateway": sandboxURL}, policy.LintOptions{Dev: true}); err != nil {
 		return err
 	}
-	if err := pol.Validate(policy.LintOptions{Dev: true}); err != nil {
-		return err
-	}
-	red := redactorFor(pol)
-	log := redact.NewLogger(logw, red, pol.Hash)
-
-	mr := miniredis.NewMiniRedis()
-	if err := mr.Start(); err != nil {
-		return err
-	}
-	defer mr.Close()
+	log := redact.NewLogger(logw, redact.New(pol.RedactRules()), pol.Hash)
 	redis.SetLogger(redisLogger{log})
-	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{mr.Addr()}})
-	defer rdb.Close()
-	cipher, err := vault.NewLocalCipher()
+
+	v, rdb, stopStore, err := devVault(pol)
 	if err != nil {
 		return err
 	}
-	v, err := vault.New(vault.Config{
-		Transit: vault.Coalesce(cipher, vault.CoalesceOptions{}), Store: vault.NewStore(rdb, vault.StoreOptions{}),
-		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
-	})
-	if err != nil {
-		return err
-	}
+	defer stopStore()
 
 	keys := &proxy.Keys{}
 	st := devState{
@@ -104,10 +87,6 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		if *dst, err = keys.Generate(devMerchant, role); err != nil {
 			return err
 		}
-	}
-	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{})
-	if err != nil {
-		return err
 	}
 	sandbox := smartpay.NewSandbox(smartpay.Options{BaseURL: sandboxURL, Logger: log})
 	defer sandbox.Close()
@@ -120,12 +99,18 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		return err
 	}
 	defer auditFile.Close()
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: map[string]proxy.Merchant{devMerchant: {ID: devMerchant, Origins: origins}}, Log: log, Audit: audit, Limiter: proxy.NewLimiter(proxy.DefaultLimits),
-		Idempotency: proxy.NewIdempotency(rdb, randomSecret(), 0)}
-	ls := []listener{
-		{name: "collect", addr: *collectAddr, handler: proxy.CollectHandler(deps)},
-		{name: "forward", addr: *forwardAddr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
-		{name: "admin", addr: *adminAddr, handler: proxy.AdminHandler(deps, policy.Explain(pol))},
+	ls, err := proxy.New(proxy.Config{
+		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: devMerchant, Origins: origins}},
+		Log: log, Audit: audit, Redis: rdb, IdempotencySecret: randomSecret(), Dev: true,
+	})
+	if err != nil {
+		return err
+	}
+	defer ls.Close()
+	served := []listener{
+		{name: "collect", addr: *collectAddr, handler: ls.Collect},
+		{name: "forward", addr: *forwardAddr, handler: ls.Forward},
+		{name: "admin", addr: *adminAddr, handler: ls.Admin},
 		{name: "sandbox", addr: *sandboxAddr, handler: sandbox.Handler()},
 	}
 	if err := writeDevState(*stateDir, st); err != nil {
@@ -133,7 +118,32 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	}
 	printWalkthrough(out, filepath.Join(*stateDir, "dev.json"), st)
 	log.WithField("state", filepath.Join(*stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
-	return listenAll(ctx, log, ls)
+	return listenAll(ctx, log, served)
+}
+
+// devVault is a vault on the dev-only cipher and an in-process miniredis; stop
+// closes both.
+func devVault(pol *policy.Policy) (_ *vault.Vault, _ redis.UniversalClient, stop func(), _ error) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	rdb := vault.NewRedisClient(vault.RedisOptions{Addrs: []string{mr.Addr()}})
+	stop = func() { rdb.Close(); mr.Close() }
+	cipher, err := vault.NewLocalCipher()
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	v, err := vault.New(vault.Config{
+		Transit: vault.Coalesce(cipher, vault.CoalesceOptions{}), Store: vault.NewStore(rdb, vault.StoreOptions{}),
+		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
+	})
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return v, rdb, stop, nil
 }
 
 func writeDevState(dir string, st devState) error {

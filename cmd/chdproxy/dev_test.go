@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chdproxy/chdproxy/internal/testcards"
 	"github.com/chdproxy/chdproxy/internal/testenv"
 )
 
@@ -40,13 +41,13 @@ func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("dev returned %v, want nil after the context ended", err)
 		}
-		for _, secret := range []string{"4012000000003010", `"737"`, "=737"} {
+		for _, secret := range []string{testcards.Success, `"` + testcards.CVV + `"`, "=" + testcards.CVV} {
 			if strings.Contains(out.String()+logs.String(), secret) {
 				t.Errorf("dev's output or logs hold %s", secret)
 			}
 		}
 		audit, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
-		if len(audit) == 0 || bytes.Contains(audit, []byte("4012000000003010")) {
+		if len(audit) == 0 || bytes.Contains(audit, []byte(testcards.Success)) {
 			t.Errorf("audit.jsonl: got %d bytes, want records without the PAN", len(audit))
 		}
 	}()
@@ -69,7 +70,7 @@ func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		if hdr == "Proxy-Authorization" { // the backend's own SmartPayments credentials go upstream
-			req.SetBasicAuth("test", "qwerty")
+			req.Header.Set("Authorization", testcards.BasicAuth)
 		}
 		req.Header.Set(hdr, "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
@@ -82,18 +83,19 @@ func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 		return resp.StatusCode, m
 	}
 	status, tok := post(st.CollectURL+"/v1/tokens", "Authorization", st.PublishableKey, map[string]string{
-		"card_number": "4012000000003010", "card_exp_month": "12", "card_exp_year": "2030", "card_cvv": "737",
+		"card_number": testcards.Success, "card_exp_month": testcards.ExpMonth, "card_exp_year": testcards.ExpYear, "card_cvv": testcards.CVV,
 	})
 	card, _ := tok["card"].(map[string]any)
-	if status != http.StatusCreated || card["last4"] != "3010" || card["brand"] != "visa" || !strings.HasPrefix(fmt.Sprint(tok["token"]), "tok_") {
-		t.Fatalf("tokenize: got %d %v, want 201 with last4 3010, brand visa and a tok_ id", status, tok)
+	last4 := testcards.Success[len(testcards.Success)-4:]
+	if status != http.StatusCreated || card["last4"] != last4 || card["brand"] != "visa" || !strings.HasPrefix(fmt.Sprint(tok["token"]), "tok_") {
+		t.Fatalf("tokenize: got %d %v, want 201 with last4 %s, brand visa and a tok_ id", status, tok, last4)
 	}
 	id := tok["token"].(string)
 	status, paid := post(st.ForwardURL+"/initPaymentHost2Host", "Proxy-Authorization", st.SecretKey, map[string]any{
 		"account": "EUR-sandbox", "amount": 1000, "currency": "EUR", "order_id": "dev-1", "merchant_site": "https://merchant.site",
 		"customer_first_name": "John", "customer_last_name": "Doe", "customer_address": "10 Downing Street",
 		"customer_city": "London", "customer_zip_code": "121165", "customer_country": "GB", "customer_phone": "+442079460612",
-		"customer_email": "john@example.com", "customer_ip_address": "127.0.0.1", "card_holder": "John Doe",
+		"customer_email": "john@example.com", "customer_ip_address": "127.0.0.1", "card_holder": testcards.Holder,
 		"card_number": id, "card_cvv": id,
 	})
 	if status != http.StatusOK || paid["status"] != 2.0 {

@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/proxy"
-	"github.com/chdproxy/chdproxy/redact"
 )
 
 // listener is one server the process runs.
@@ -19,15 +18,6 @@ type listener struct {
 	addr    string
 	handler http.Handler
 	wrapLn  func(net.Listener) net.Listener // TLS, when configured
-}
-
-// redactorFor builds the redaction rules the policy names.
-func redactorFor(p *policy.Policy) *redact.Redactor {
-	mask := redact.MaskLast4
-	if p.Logging.PANMask == policy.PANMaskBINLast4 {
-		mask = redact.MaskBINLast4
-	}
-	return redact.New(redact.Rules{PANMask: mask, Fields: p.Redaction.Fields, Headers: p.Redaction.Headers})
 }
 
 // listenAll binds every address first, so a port in use fails before anything serves,
@@ -54,7 +44,7 @@ func listenAll(ctx context.Context, log *logrus.Logger, ls []listener) error {
 		srv := proxy.NewServer(l.addr, l.handler, log, proxy.DefaultTimeouts)
 		go func() {
 			err := proxy.Serve(ctx, srv, lns[i])
-			if err != nil && err != http.ErrServerClosed {
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				err = fmt.Errorf("%s listener: %w", l.name, err)
 			} else {
 				err = nil

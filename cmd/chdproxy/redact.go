@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/chdproxy/chdproxy/policy"
+	"github.com/chdproxy/chdproxy/redact"
 )
 
 // runRedact scrubs stdin to stdout with the rules of the logs (the default policy's,
@@ -24,7 +25,7 @@ func runRedact(args []string) error {
 		return err
 	}
 	out := bufio.NewWriterSize(os.Stdout, 64<<10)
-	if err := redactorFor(p).Stream(out, os.Stdin); err != nil {
+	if err := redact.New(p.RedactRules()).Stream(out, os.Stdin); err != nil {
 		return err
 	}
 	return out.Flush()

@@ -28,7 +28,7 @@ import (
 // Secrets are read from files, never written in it.
 type serveConfig struct {
 	Policy string `yaml:"policy"`
-	// Audit is the audit trail: a file path (appended, fsynced per record) or "stdout"
+	// Audit is the audit trail: a file path (appended, fsynced in group commits) or "stdout"
 	// (a stream of its own: the logs go to stderr).
 	Audit  string `yaml:"audit"`
 	Listen struct {
@@ -110,98 +110,39 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	red := redactorFor(pol)
-	log := redact.NewLogger(os.Stderr, red, pol.Hash)
-
-	token, err := readSecretFile(cfg.Vault.TokenFile)
-	if err != nil {
-		return fmt.Errorf("vault token: %w", err)
-	}
-	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{
-		Address: cfg.Vault.Address, Token: token, Mount: cfg.Vault.Mount, CACertFile: cfg.Vault.CAFile,
-		CardKey: cfg.Vault.CardKey, CVVKey: cfg.Vault.CVVKey, HMACKey: cfg.Vault.HMACKey, Timeout: cfg.Vault.Timeout,
-	})
-	if err != nil {
-		return err
-	}
-	if cfg.Vault.CreateKeys {
-		if err := transit.EnsureKeys(ctx); err != nil {
-			return fmt.Errorf("vault keys: %w", err)
-		}
-	}
-	ropts := vault.RedisOptions{Addrs: cfg.Redis.Addrs, MasterName: cfg.Redis.MasterName, Username: cfg.Redis.Username}
-	if cfg.Redis.PasswordFile != "" {
-		if ropts.Password, err = readSecretFile(cfg.Redis.PasswordFile); err != nil {
-			return fmt.Errorf("redis password: %w", err)
-		}
-	}
-	if cfg.Redis.TLS {
-		pool, err := certPool(cfg.Redis.CAFile)
-		if err != nil {
-			return err
-		}
-		ropts.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
+	log := redact.NewLogger(os.Stderr, redact.New(pol.RedactRules()), pol.Hash)
 	redis.SetLogger(redisLogger{log})
-	rdb := vault.NewRedisClient(ropts)
+	rdb, err := cfg.redisClient()
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
-	v, err := vault.New(vault.Config{
-		Transit: vault.Coalesce(transit, vault.CoalesceOptions{}), Store: vault.NewStore(rdb, vault.StoreOptions{Prefix: cfg.Redis.Prefix}),
-		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
-	})
+	v, err := cfg.vault(ctx, pol, rdb)
 	if err != nil {
 		return err
 	}
-
-	keys := &proxy.Keys{}
-	merchants := map[string]proxy.Merchant{}
-	for _, m := range cfg.Merchants {
-		merchants[m.ID] = proxy.Merchant{ID: m.ID, Origins: m.Origins}
-		for _, k := range m.Keys {
-			if err := keys.Add(m.ID, k.Role, k.Digest); err != nil {
-				return fmt.Errorf("merchant %s: %w", m.ID, err)
-			}
-		}
-	}
-	if err := addEnvKeys(keys, os.Getenv("CHDPROXY_KEYS")); err != nil {
-		return err
-	}
-	upCAs, err := certPool(cfg.Upstream.CAFile)
+	pc, err := cfg.proxyConfig()
 	if err != nil {
 		return err
 	}
-	client, err := proxy.NewUpstreamClient(pol, proxy.UpstreamOptions{
-		RootCAs: upCAs, ConnectTimeout: cfg.Upstream.ConnectTimeout, ResponseTimeout: cfg.Upstream.ResponseTimeout,
-	})
+	audit, closeAudit, err := openAudit(cfg.Audit, pol.Hash)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer closeAudit() // flushes queued outcome records, once the listeners have stopped
+	pc.Policy, pc.Vault, pc.Log, pc.Audit, pc.Redis = pol, v, log, audit, rdb
+	ls, err := proxy.New(pc)
 	if err != nil {
 		return err
 	}
-	idemSecret, err := readSecretFile(cfg.Idempotency.SecretFile)
-	if err != nil || len(idemSecret) < 32 {
-		return errors.New("idempotency.secret_file: needs a file with at least 32 characters")
-	}
-	var audit proxy.Auditor
-	if cfg.Audit == "stdout" {
-		a := proxy.NewJSONLAudit(os.Stdout, pol.Hash)
-		defer a.Flush() // queued outcome records, once the listeners have stopped
-		audit = a
-	} else {
-		a, f, err := proxy.OpenAuditFile(cfg.Audit, pol.Hash)
-		if err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
-		defer f.Close() // flushes queued outcome records first
-		audit = a
-	}
-	deps := proxy.Deps{Vault: v, Keys: keys, Merchants: merchants, Log: log, Audit: audit, Limiter: proxy.NewLimiter(limits(cfg)),
-		Idempotency: proxy.NewIdempotency(rdb, []byte(idemSecret), cfg.Idempotency.TTL)}
-	ls := []listener{
-		{name: "collect", addr: cfg.Listen.Collect.Addr, handler: proxy.CollectHandler(deps)},
-		{name: "forward", addr: cfg.Listen.Forward.Addr, handler: proxy.ForwardHandler(proxy.ForwardDeps{Deps: deps, Policy: pol, Redactor: red, Client: client})},
-		{name: "admin", addr: cfg.Listen.Admin.Addr, handler: proxy.AdminHandler(deps, policy.Explain(pol))},
+	defer ls.Close()
+	served := []listener{
+		{name: "collect", addr: cfg.Listen.Collect.Addr, handler: ls.Collect},
+		{name: "forward", addr: cfg.Listen.Forward.Addr, handler: ls.Forward},
+		{name: "admin", addr: cfg.Listen.Admin.Addr, handler: ls.Admin},
 	}
 	for i, lc := range []listenConfig{cfg.Listen.Collect, cfg.Listen.Forward, cfg.Listen.Admin} {
-		if ls[i].wrapLn, err = tlsListener(ls[i].name, lc); err != nil {
+		if served[i].wrapLn, err = tlsListener(served[i].name, lc); err != nil {
 			return err
 		}
 	}
@@ -209,7 +150,92 @@ func serve(ctx context.Context, args []string) error {
 		log.WithError(err).Warn("vault or redis not ready yet; /readyz reports it")
 	}
 	log.Info("chdproxy serving")
-	return listenAll(ctx, log, ls)
+	return listenAll(ctx, log, served)
+}
+
+// redisClient connects to the configured Redis (password from its file, TLS when asked).
+func (cfg *serveConfig) redisClient() (redis.UniversalClient, error) {
+	ropts := vault.RedisOptions{Addrs: cfg.Redis.Addrs, MasterName: cfg.Redis.MasterName, Username: cfg.Redis.Username}
+	var err error
+	if cfg.Redis.PasswordFile != "" {
+		if ropts.Password, err = readSecretFile(cfg.Redis.PasswordFile); err != nil {
+			return nil, fmt.Errorf("redis password: %w", err)
+		}
+	}
+	if cfg.Redis.TLS {
+		pool, err := certPool(cfg.Redis.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		ropts.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return vault.NewRedisClient(ropts), nil
+}
+
+// vault is the token vault on Vault transit (never the dev cipher) and rdb.
+func (cfg *serveConfig) vault(ctx context.Context, pol *policy.Policy, rdb redis.UniversalClient) (*vault.Vault, error) {
+	token, err := readSecretFile(cfg.Vault.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("vault token: %w", err)
+	}
+	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{
+		Address: cfg.Vault.Address, Token: token, Mount: cfg.Vault.Mount, CACertFile: cfg.Vault.CAFile,
+		CardKey: cfg.Vault.CardKey, CVVKey: cfg.Vault.CVVKey, HMACKey: cfg.Vault.HMACKey, Timeout: cfg.Vault.Timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Vault.CreateKeys {
+		if err := transit.EnsureKeys(ctx); err != nil {
+			return nil, fmt.Errorf("vault keys: %w", err)
+		}
+	}
+	return vault.New(vault.Config{
+		Transit: vault.Coalesce(transit, vault.CoalesceOptions{}), Store: vault.NewStore(rdb, vault.StoreOptions{Prefix: cfg.Redis.Prefix}),
+		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
+	})
+}
+
+// proxyConfig is the part of proxy.Config the file gives: merchants, keys (the
+// file's and CHDPROXY_KEYS), limits, the upstream client and the idempotency secret.
+func (cfg *serveConfig) proxyConfig() (proxy.Config, error) {
+	pc := proxy.Config{Keys: &proxy.Keys{}, Limits: limits(cfg), IdempotencyTTL: cfg.Idempotency.TTL}
+	for _, m := range cfg.Merchants {
+		pc.Merchants = append(pc.Merchants, proxy.Merchant{ID: m.ID, Origins: m.Origins})
+		for _, k := range m.Keys {
+			if err := pc.Keys.Add(m.ID, k.Role, k.Digest); err != nil {
+				return pc, fmt.Errorf("merchant %s: %w", m.ID, err)
+			}
+		}
+	}
+	if err := addEnvKeys(pc.Keys, os.Getenv("CHDPROXY_KEYS")); err != nil {
+		return pc, err
+	}
+	upCAs, err := certPool(cfg.Upstream.CAFile)
+	if err != nil {
+		return pc, err
+	}
+	pc.Upstream = proxy.UpstreamOptions{RootCAs: upCAs, ConnectTimeout: cfg.Upstream.ConnectTimeout, ResponseTimeout: cfg.Upstream.ResponseTimeout}
+	secret, err := readSecretFile(cfg.Idempotency.SecretFile)
+	if err != nil || len(secret) < 32 {
+		return pc, errors.New("idempotency.secret_file: needs a file with at least 32 characters")
+	}
+	pc.IdempotencySecret = []byte(secret)
+	return pc, nil
+}
+
+// openAudit opens the audit trail: a file path, or "stdout" (a stream of its own:
+// the logs go to stderr). closeAudit writes the queued outcome records first.
+func openAudit(where, policyHash string) (_ proxy.Auditor, closeAudit func() error, _ error) {
+	if where == "stdout" {
+		a := proxy.NewJSONLAudit(os.Stdout, policyHash)
+		return a, func() error { a.Flush(); return nil }, nil
+	}
+	a, f, err := proxy.OpenAuditFile(where, policyHash)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, f.Close, nil
 }
 
 func loadServeConfig(path string) (*serveConfig, error) {

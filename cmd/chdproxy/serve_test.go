@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chdproxy/chdproxy/internal/testcards"
 	"github.com/chdproxy/chdproxy/internal/testenv"
 	"github.com/chdproxy/chdproxy/proxy"
 	"github.com/chdproxy/chdproxy/smartpay"
@@ -140,7 +141,8 @@ merchants:
 	}
 
 	status, tok := call(http.MethodPost, "http://"+collect+"/v1/tokens", "Bearer "+pk, nil, map[string]string{
-		"card_number": "4012000000003010", "card_exp_month": "12", "card_exp_year": "2030", "card_cvv": "123", "card_holder": "John Doe",
+		"card_number": testcards.Success, "card_exp_month": testcards.ExpMonth, "card_exp_year": testcards.ExpYear,
+		"card_cvv": testcards.CVV, "card_holder": testcards.Holder,
 	})
 	if status != http.StatusCreated {
 		t.Fatalf("tokenize: got %d %v, want 201", status, tok)
@@ -154,10 +156,10 @@ merchants:
 		"customer_ip_address": "127.0.0.1", "card_number": id, "card_cvv": id,
 	}
 	fwd := map[string]string{"Proxy-Authorization": "Bearer " + sk}
-	if status, body := call(http.MethodPost, "http://"+forward+"/initPaymentHost2Host", "Basic dGVzdDpxd2VydHk=", fwd, payment); status != http.StatusOK || body["status"] != 2.0 {
+	if status, body := call(http.MethodPost, "http://"+forward+"/initPaymentHost2Host", testcards.BasicAuth, fwd, payment); status != http.StatusOK || body["status"] != 2.0 {
 		t.Fatalf("pay: got %d %v, want 200 with status 2", status, body)
 	}
-	if status, body := call(http.MethodPost, "http://"+forward+"/check", "Basic dGVzdDpxd2VydHk=", fwd, map[string]string{"order_id": "serve-1"}); status != http.StatusOK || body["status"] != 2.0 {
+	if status, body := call(http.MethodPost, "http://"+forward+"/check", testcards.BasicAuth, fwd, map[string]string{"order_id": "serve-1"}); status != http.StatusOK || body["status"] != 2.0 {
 		t.Fatalf("check: got %d %v, want 200 with status 2", status, body)
 	}
 	// Outcome records are queued: they reach the file within a few milliseconds.
@@ -175,7 +177,7 @@ merchants:
 			t.Errorf("the audit file lacks %s", event)
 		}
 	}
-	if bytes.Contains(audit, []byte("4012000000003010")) {
+	if bytes.Contains(audit, []byte(testcards.Success)) {
 		t.Error("the audit file holds the PAN")
 	}
 }

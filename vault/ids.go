@@ -1,9 +1,6 @@
 package vault
 
-import (
-	"crypto/rand"
-	"io"
-)
+import "io"
 
 const (
 	tokenPrefix = "tok_"
@@ -65,8 +62,6 @@ func digitRun(b []byte) int {
 	return longest
 }
 
-func newToken() (string, error) { return newTokenID(rand.Reader) }
-
 // ValidTokenID reports whether s has the shape of a token id: "tok_" and 22
 // base62 characters. It says nothing about whether the token exists.
 func ValidTokenID(s string) bool {
@@ -85,11 +80,11 @@ func isBase62(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
 }
 
-// ValidMerchantID reports whether s can name a merchant in the vault: 1–64
+// validMerchantID reports whether s can name a merchant in the vault: 1–64
 // characters of A–Z, a–z, 0–9, '_', '-', '.'. The merchant id is part of
 // Redis keys and of the transit derivation context, so it must hold no
 // separator (':', NUL), hash-tag brace or glob character.
-func ValidMerchantID(s string) bool {
+func validMerchantID(s string) bool {
 	if len(s) == 0 || len(s) > maxMerchantLen {
 		return false
 	}

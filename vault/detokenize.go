@@ -1,0 +1,219 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/chdproxy/chdproxy/card"
+	"github.com/chdproxy/chdproxy/token"
+)
+
+// Detokenization takes three steps so that a caller can check a token before
+// anything is decrypted, and do its own work (the forward path writes its
+// audit record) while transit decrypts: Lookup reads the token, Decrypt starts
+// decrypting it, Reveal consumes what is one-time and returns the card data —
+// or Discard drops it and consumes nothing.
+
+// errSpent: Reveal after Reveal or Discard. The plaintexts are gone by then.
+var errSpent = errors.New("vault: decryption already revealed or discarded")
+
+// Record is a token as Lookup read it: ciphertexts and metadata, no card data.
+type Record struct {
+	merchant, token string
+	stored          *storedRecord
+	st              snapshot
+	hasCVV          bool // a live CVV was there when Lookup read it
+}
+
+// Lookup reads a token's record once: record, CVV ciphertext and wallet
+// marker in one Redis pipeline. Unknown, malformed, expired and
+// other-merchant tokens give ErrTokenNotFound; a consumed wallet token
+// ErrWalletConsumed.
+func (v *Vault) Lookup(ctx context.Context, merchant, token string) (*Record, error) {
+	rec, st, err := v.load(ctx, merchant, token, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{merchant: merchant, token: token, stored: rec, st: st, hasCVV: v.cvvLive(rec, st)}, nil
+}
+
+// Meta returns the token's metadata; HasCVV says a live CVV was there when
+// Lookup read it.
+func (r *Record) Meta() Metadata { return r.stored.meta(r.token, r.hasCVV) }
+
+// Secret is what detokenization yields. It is never logged and never
+// marshalled: its card fields print as placeholders.
+type Secret struct {
+	Kind    token.Kind
+	PAN     card.PAN
+	Expiry  card.Expiry
+	Holder  card.Holder
+	CVV     card.CVV
+	DPAN    card.DPAN
+	Network card.Network
+	Meta    Metadata
+}
+
+// MarshalJSON refuses: a Secret must not be serialised.
+func (Secret) MarshalJSON() ([]byte, error) {
+	return nil, errors.New("vault: a Secret is not serialisable")
+}
+
+// Decryption is a decryption under way. Call Reveal or Discard once; Discard
+// after Reveal does nothing, so a deferred Discard is safe.
+type Decryption struct {
+	v       *Vault
+	ctx     context.Context // the caller's: Reveal consumes under it
+	rec     *Record
+	withCVV bool
+	cancel  context.CancelFunc // stops the transit calls of a discarded decryption
+	done    chan struct{}      // closed once payload, cvv and err are set
+	payload []byte
+	cvv     []byte
+	err     error
+	state   atomic.Int32 // waiting, then delivered (by run) or abandoned (by Discard)
+	claimed atomic.Bool  // Reveal or Discard was called
+}
+
+// Decrypt starts decrypting rec in the background (the CVV too when withCVV)
+// and returns at once. Nothing is consumed before Reveal. A card token
+// without a live CVV gives ErrCVVUnavailable at once when withCVV; withCVV is
+// ignored for wallet tokens, which have none.
+func (v *Vault) Decrypt(ctx context.Context, rec *Record, withCVV bool) (*Decryption, error) {
+	switch kind := rec.stored.Kind; {
+	case kind.Wallet():
+		withCVV = false
+	case kind != token.Card:
+		return nil, ErrIntegrity
+	case withCVV && !v.cvvLive(rec.stored, rec.st):
+		return nil, ErrCVVUnavailable
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	d := &Decryption{v: v, ctx: ctx, rec: rec, withCVV: withCVV, cancel: cancel, done: make(chan struct{})}
+	go d.run(dctx)
+	return d, nil
+}
+
+// run decrypts the payload and, when asked, the CVV, concurrently.
+func (d *Decryption) run(ctx context.Context) {
+	t, r := d.v.transit, d.rec
+	mctx, aad := []byte(r.merchant), []byte(r.token)
+	var wg sync.WaitGroup
+	var cvvErr error
+	if d.withCVV {
+		wg.Go(func() { d.cvv, cvvErr = decryptOne(ctx, t, KeyCVV, r.st.cvv, mctx, aad) })
+	}
+	payload, err := decryptOne(ctx, t, KeyCard, r.stored.Ciphertext, mctx, aad)
+	wg.Wait()
+	d.cancel()
+	d.payload, d.err = payload, firstErr(err, cvvErr)
+	if !d.state.CompareAndSwap(waiting, delivered) {
+		d.wipe() // discarded meanwhile: nobody will read them
+	}
+	close(d.done)
+}
+
+// Format prints nothing of d, for any verb: d holds decrypted card data in
+// unexported fields, which fmt would otherwise print (see card/secret.go).
+func (d *Decryption) Format(f fmt.State, _ rune) { io.WriteString(f, "[Decryption]") }
+
+func (d *Decryption) wipe() {
+	wipe(d.payload)
+	wipe(d.cvv)
+}
+
+// Reveal waits for the decryption, then consumes what is one-time and
+// returns the Secret. The CVV is deleted (GETDEL) only now, after it was
+// decrypted, so a transit outage does not burn it, and of concurrent callers
+// only the one whose GETDEL returns the ciphertext Lookup read gets it; the
+// others get ErrCVVUnavailable. A wallet token is consumed the same way at its
+// first Reveal (later: ErrWalletConsumed).
+func (d *Decryption) Reveal() (*Secret, error) {
+	if !d.claimed.CompareAndSwap(false, true) {
+		return nil, errSpent
+	}
+	<-d.done
+	defer d.wipe()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if d.rec.stored.Kind.Wallet() {
+		return d.v.revealWallet(d.ctx, d.rec, d.payload)
+	}
+	return d.v.revealCard(d.ctx, d.rec, d.payload, d.cvv, d.withCVV)
+}
+
+// Discard abandons the decryption: nothing is consumed, and the plaintexts
+// are wiped, now or when they arrive. It does not wait for transit.
+func (d *Decryption) Discard() {
+	if !d.claimed.CompareAndSwap(false, true) {
+		return
+	}
+	if d.state.CompareAndSwap(waiting, abandoned) {
+		d.cancel() // run ends soon and wipes what it got
+		return
+	}
+	<-d.done
+	d.wipe()
+}
+
+func (v *Vault) revealCard(ctx context.Context, r *Record, payload, cvv []byte, withCVV bool) (*Secret, error) {
+	p, ok := decodeCard(payload)
+	if !ok {
+		return nil, ErrIntegrity
+	}
+	pan, err := card.PANFromDigits(p.pan)
+	if err != nil {
+		return nil, ErrIntegrity
+	}
+	s := &Secret{
+		Kind:   token.Card,
+		PAN:    pan,
+		Expiry: card.Expiry{Month: p.month, Year: p.year},
+		Holder: card.HolderFromBytes(p.holder),
+		Meta:   r.stored.meta(r.token, v.cvvLive(r.stored, r.st)),
+	}
+	if !withCVV {
+		return s, nil
+	}
+	if len(cvv) == 0 {
+		return nil, ErrIntegrity
+	}
+	ct, ok, err := v.store.takeCVV(ctx, r.merchant, r.token)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || ct != r.st.cvv {
+		return nil, ErrCVVUnavailable // consumed by a concurrent call
+	}
+	s.CVV = card.CVVFromBytes(cvv)
+	s.Meta.HasCVV = false
+	s.Meta.CVVExpiresAt = nil
+	return s, nil
+}
+
+func (v *Vault) revealWallet(ctx context.Context, r *Record, payload []byte) (*Secret, error) {
+	p, ok := decodeWallet(payload)
+	if !ok || card.Network(p.network) != r.stored.Network {
+		return nil, ErrIntegrity
+	}
+	// Only the caller whose GETDEL returns the record Lookup read gets the payload.
+	got, ok, err := v.store.takeRecord(ctx, r.merchant, r.token, r.stored.ExpiresAt.Sub(v.clock()))
+	if err != nil {
+		return nil, err
+	}
+	if !ok || !bytes.Equal(got, r.st.rec) {
+		return nil, ErrWalletConsumed
+	}
+	return &Secret{
+		Kind:    r.stored.Kind,
+		DPAN:    card.DPANFromBytes(p.dpan),
+		Network: r.stored.Network,
+		Meta:    r.stored.meta(r.token, false),
+	}, nil
+}
