@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 export CHDPROXY_VAULT_BIN := $(VAULT_BIN)
 
-.PHONY: run test unit lint fuzz bench deps vault docs
+.PHONY: run test unit lint fuzz bench deps vault docs image image-check
 
 ## run: the embedded default (miniredis, dev cipher, sandbox upstream) in one process
 run:
@@ -58,6 +58,15 @@ bench: deps vault
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) build -o bin/chdproxy ./cmd/chdproxy
 	$(GO) run ./cmd/chdbench -chdproxy bin/chdproxy -out docs
+
+## image: the container image chdproxy:latest, the Dockerfile's layout built with the local
+## Go and buildah, pulling nothing (deploy/image/build.sh; VERSION=… stamps it)
+image:
+	GO=$(GO) deploy/image/build.sh chdproxy:latest
+
+## image-check: inspect chdproxy:latest without running it (non-root, no shell, size)
+image-check:
+	GO=$(GO) deploy/image/check.sh chdproxy:latest
 
 ## docs: regenerate docs/pci/policy-report.md from deploy/policy.yaml
 docs:

@@ -101,7 +101,7 @@ func FuzzParsePAN(f *testing.F) {
 			t.Fatal("BIN or Last4 is not part of the PAN")
 		}
 		m := mask(p, true)
-		if len(m) != len(d) || m[:6] != p.bin6() || m[len(m)-4:] != p.Last4() ||
+		if len(m) != len(d) || m[:6] != p.BIN() || m[len(m)-4:] != p.Last4() ||
 			strings.Trim(m[6:len(m)-4], "*") != "" {
 			t.Fatal("mask shows more than first 6 and last 4")
 		}

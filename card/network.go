@@ -1,10 +1,12 @@
 package card
 
-// Network is a wallet's card network, in the canonical casing of the
-// SmartPayments documentation. It is not secret.
+// Network is a wallet's card network, spelled exactly as the wallet sent it
+// (Apple Pay "MasterCard", Google Pay "MASTERCARD"): SmartPayments asks for the
+// wallet's own value, so the proxy stores and injects it unchanged. It is not
+// secret.
 type Network string
 
-// The known networks.
+// The known networks, in the casing of the SmartPayments examples.
 const (
 	NetworkVisa       Network = "Visa"
 	NetworkMastercard Network = "Mastercard"
@@ -19,7 +21,7 @@ const (
 	NetworkElo        Network = "Elo"
 )
 
-// networks maps each accepted spelling, lower-cased, to its canonical form.
+// networks holds each accepted spelling, lower-cased, with its network.
 var networks = map[string]Network{
 	"visa":       NetworkVisa,
 	"mastercard": NetworkMastercard,
@@ -39,10 +41,11 @@ var networks = map[string]Network{
 // maxNetworkLen is the longest accepted spelling; it bounds the lower-casing.
 const maxNetworkLen = len("chinaunionpay")
 
-// ParseNetwork returns the canonical Network for s, matched case-insensitively
-// against the known set ("VISA" and "visa" give "Visa"; Google Pay sends
-// upper case, Apple Pay "MasterCard" and "AmEx"). Apple Pay's "ChinaUnionPay"
-// gives "UnionPay". No trimming. Errors (ErrNetwork) never contain the input.
+// ParseNetwork checks s case-insensitively against the known set (Google Pay
+// sends upper case, Apple Pay "MasterCard", "AmEx" and "ChinaUnionPay") and
+// returns it as sent: rewriting "MasterCard" to "Mastercard" would change a
+// value SmartPayments reads. No trimming. Errors (ErrNetwork) never contain
+// the input.
 func ParseNetwork(s string) (Network, error) {
 	if len(s) == 0 || len(s) > maxNetworkLen {
 		return "", ErrNetwork
@@ -57,11 +60,11 @@ func ParseNetwork(s string) (Network, error) {
 		}
 		buf[i] = c
 	}
-	if n, ok := networks[string(buf[:len(s)])]; ok {
-		return n, nil
+	if _, ok := networks[string(buf[:len(s)])]; ok {
+		return Network(s), nil
 	}
 	return "", ErrNetwork
 }
 
-// String returns the canonical name.
+// String returns the network as the wallet spelled it.
 func (n Network) String() string { return string(n) }

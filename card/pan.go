@@ -132,21 +132,10 @@ func (p PAN) numDigits() int {
 	return len(*p.d)
 }
 
-// BIN returns the issuer identification number: the first 8 digits when the
-// PAN has 16 or more, else the first 6 ("" for the zero PAN). PCI DSS allows
-// these to be stored and shown in the clear with the last 4.
+// BIN returns the first 6 digits ("" for the zero PAN): PCI DSS allows them to be
+// stored and shown in the clear with the last 4. Never 8: with 8 and the last 4 of a
+// 16-digit PAN only 4 digits, 1,000 Luhn candidates, would remain unknown.
 func (p PAN) BIN() string {
-	if p.d == nil {
-		return ""
-	}
-	if len(*p.d) >= 16 {
-		return string((*p.d)[:8])
-	}
-	return string((*p.d)[:6])
-}
-
-// bin6 returns the first 6 digits ("" for the zero PAN).
-func (p PAN) bin6() string {
 	if p.d == nil {
 		return ""
 	}
@@ -207,8 +196,7 @@ func luhn(digits []byte) bool {
 
 // mask returns the PAN with every digit but the last 4 replaced by '*', and
 // with the first 6 kept too when keepBIN: "401200******3010" or
-// "************3010". It keeps 6, not BIN's 8, so a masked PAN shows no more
-// than first 6 / last 4 whatever its length. The zero PAN masks to "".
+// "************3010": never more than first 6 / last 4. The zero PAN masks to "".
 func mask(pan PAN, keepBIN bool) string {
 	if pan.d == nil {
 		return ""

@@ -1,6 +1,6 @@
-// Package deploy holds chdproxy's deployment files. The only thing Go code
-// sees is the default policy, embedded so that the binary (and `chdproxy dev`)
-// always carries the policy it was built and reviewed with.
+// Package deploy holds chdproxy's deployment files. Go code sees the default
+// policy, embedded so that the binary (and `chdproxy dev`) always carries the
+// policy it was built and reviewed with, and the Vault policy, for its test.
 package deploy
 
 import _ "embed"
@@ -10,3 +10,9 @@ import _ "embed"
 //
 //go:embed policy.yaml
 var PolicyYAML []byte
+
+// VaultPolicyHCL is deploy/vault-policy.hcl, the Vault policy of chdproxy's
+// token; embedded so that the test on a real Vault loads the shipped file.
+//
+//go:embed vault-policy.hcl
+var VaultPolicyHCL []byte

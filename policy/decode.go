@@ -447,6 +447,7 @@ func (d *decoder) routes(n *yaml.Node, path string) {
 			{"payment", false, d.boolField(&r.Payment)},
 			{"kinds", true, stringsField(d, &r.AllowedKinds)},
 			{"payment_method_field", false, d.strField(&r.PaymentMethodField)},
+			{"acknowledge", false, stringsField(d, &r.Acknowledge)},
 			{"inject", true, func(n *yaml.Node, path string) {
 				d.list(n, path, func(c *yaml.Node, ip string) {
 					in, given := d.injection(c, ip)

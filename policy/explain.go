@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,6 +29,7 @@ var attrDescriptions = map[string]string{
 func Explain(p *Policy) []byte {
 	var r report
 	r.summary(p)
+	r.deviations(p)
 	r.upstreams(p)
 	r.routes(p)
 	r.passthrough(p)
@@ -57,8 +59,45 @@ func (r *report) summary(p *Policy) {
 	}
 	r.printf("| Schema version | %d |\n", p.Version)
 	r.printf("| Injection routes | %d |\n", len(p.Routes))
-	r.printf("| Passthrough routes | %d |\n\n", len(p.Passthrough))
+	r.printf("| Passthrough routes | %d |\n", len(p.Passthrough))
+	if n := len(acknowledged(p)); n > 0 {
+		r.printf("| Deviations from the SmartPayments card fields | **%d, acknowledged in the policy: see below** |\n\n", n)
+	} else {
+		r.printf("| Deviations from the SmartPayments card fields | none |\n\n")
+	}
 	r.printf("Every log line chdproxy writes carries this SHA-256, tying it to the policy in force.\n\n")
+}
+
+// acknowledged lists the deviations the policy acknowledges, route by route.
+func acknowledged(p *Policy) []Deviation {
+	var out []Deviation
+	for i := range p.Routes {
+		devs, _ := p.deviations(i)
+		for _, d := range devs {
+			if slices.Contains(p.Routes[i].Acknowledge, d.Kind) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// deviations puts what the policy acknowledges first, where no auditor can miss it.
+func (r *report) deviations(p *Policy) {
+	devs := acknowledged(p)
+	if len(devs) == 0 {
+		return
+	}
+	r.printf("## Acknowledged deviations from the SmartPayments card fields\n\n")
+	r.printf("> **Warning:** this policy sends card data outside the SmartPayments card fields: the\n")
+	r.printf("> fields its documentation names on the three card-data calls to\n")
+	r.printf("> %s. Lint refuses each deviation below unless the policy\n", chdAPIBaseURL)
+	r.printf("> acknowledges it, as it does here. Review each one.\n\n")
+	r.printf("| Route | Deviation | Where in the policy | What |\n|---|---|---|---|\n")
+	for _, d := range devs {
+		r.printf("| %s | %s | %s | %s |\n", code(d.Route), code(d.Kind), code(d.Path), cell(d.Message))
+	}
+	r.printf("\n")
 }
 
 func (r *report) upstreams(p *Policy) {
@@ -101,6 +140,9 @@ func (r *report) route(p *Policy, rt *Route) {
 	r.printf("- Forwarded to: %s\n", upstreamLine(p, rt.Upstream, rt.Path))
 	r.printf("- Token kinds accepted: %s\n", codeList(rt.AllowedKinds))
 	r.printf("- Payment route: %s\n", yesNo(rt.Payment))
+	if len(rt.Acknowledge) > 0 {
+		r.printf("- **Acknowledged deviations: %s**\n", codeList(rt.Acknowledge))
+	}
 	var cvvFields []string
 	for _, in := range rt.Inject {
 		if in.Attribute == AttrCVV {

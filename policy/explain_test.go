@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chdproxy/chdproxy/deploy"
 	"github.com/chdproxy/chdproxy/redact"
 )
 
@@ -94,9 +95,7 @@ func TestExplainStatesWhatAuditorsNeed(t *testing.T) {
 		"## What chdproxy never does",
 		"Follow a redirect",
 	} {
-		if !strings.Contains(report, want) {
-			t.Errorf("report lacks %q", want)
-		}
+		wantInReport(t, report, want)
 	}
 	if strings.Contains(report, "overridden") {
 		t.Error("report of the file policy mentions overrides")
@@ -133,5 +132,38 @@ func TestExplainStatesThePANMaskTheRedactorApplies(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.masked)
 			}
 		})
+	}
+}
+
+// What a policy acknowledges is shown first, in the summary and its own
+// section, and again on each route it concerns.
+func TestExplainShowsAcknowledgedDeviationsFirst(t *testing.T) {
+	y := ackEveryRoute(t, mutateText(t, string(deploy.PolicyYAML), "base_url: https://chd-api.smartcore.pro ", "base_url: https://127.0.0.1:8443 "), "[nonstandard_host]")
+	p, probs := lintBytes([]byte(y), LintOptions{})
+	if len(probs) > 0 {
+		t.Fatal(listProblems(probs))
+	}
+	report := string(Explain(p))
+	for _, want := range []string{
+		"| Deviations from the SmartPayments card fields | **3, acknowledged in the policy: see below** |",
+		"## Acknowledged deviations from the SmartPayments card fields\n\n> **Warning:**",
+		"| `/initPaymentHost2Host` | `nonstandard_host` | `routes[0].upstream` | card data goes to https://127.0.0.1:8443 (upstream \"chd-api\"), not to https://chd-api.smartcore.pro, the SmartPayments card-data host |",
+		"| `/withdrawal/init` | `nonstandard_host` | `routes[2].upstream` |",
+		"- **Acknowledged deviations: `nonstandard_host`**",
+	} {
+		wantInReport(t, report, want)
+	}
+	if strings.Index(report, "## Acknowledged deviations") > strings.Index(report, "## Upstreams") {
+		t.Error("the acknowledged deviations come after the upstreams, want them first")
+	}
+	if def := string(Explain(defaultPolicy(t))); !strings.Contains(def, "| Deviations from the SmartPayments card fields | none |") || strings.Contains(def, "Acknowledged deviations") {
+		t.Error("the default report does not say it has no deviation")
+	}
+}
+
+func wantInReport(t *testing.T, report, want string) {
+	t.Helper()
+	if !strings.Contains(report, want) {
+		t.Errorf("report lacks %q", want)
 	}
 }

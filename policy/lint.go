@@ -222,7 +222,7 @@ func (l *linter) routes() {
 		if r.Method != "POST" {
 			l.add(child(rp, "method"), "injection routes accept POST only, got %q", r.Method)
 		}
-		l.uniquePath(rp, r.Path, paths)
+		l.uniquePath(rp, r.Path, paths, checkRoutePath)
 		l.routeUpstream(child(rp, "upstream"), r.Upstream, true)
 
 		kp := child(rp, "kinds")
@@ -252,6 +252,7 @@ func (l *linter) routes() {
 				l.add(kp, "token kind %q is accepted but no field receives any of its attributes", k)
 			}
 		}
+		l.acknowledgements(i)
 	}
 	for i := range l.p.Passthrough {
 		t := &l.p.Passthrough[i]
@@ -360,11 +361,11 @@ func (l *linter) routeUpstream(path, name string, inject bool) {
 	}
 }
 
-// uniquePath checks the exact path s of the route at rp, and that no other
+// uniquePath checks the path s of the route at rp with check, and that no other
 // route in paths (path → route) has it; it adds s to paths.
-func (l *linter) uniquePath(rp, s string, paths map[string]string) {
+func (l *linter) uniquePath(rp, s string, paths map[string]string, check func(string) string) {
 	path := child(rp, "path")
-	if msg := checkRoutePath(s); msg != "" {
+	if msg := check(s); msg != "" {
 		l.add(path, "%s", msg)
 		return
 	}
@@ -404,6 +405,36 @@ func checkRoutePath(s string) string {
 	return ""
 }
 
+// checkPassthroughPath is checkRoutePath for a passthrough route, which may also
+// name whole segments as parameters ("/task/{taskId}"): the transaction-list task
+// ids. The forward listener matches a parameter to one segment of ASCII letters,
+// digits and '-' only, so it can carry neither a path of its own nor a token id.
+func checkPassthroughPath(s string) string {
+	segs := strings.Split(s, "/")
+	for i, seg := range segs {
+		if name, ok := PathParam(seg); ok {
+			segs[i] = name
+		}
+	}
+	return checkRoutePath(strings.Join(segs, "/"))
+}
+
+// PathParam reports whether a path segment is a parameter, "{name}" with a name of
+// 1 to 32 ASCII letters, and returns the name.
+func PathParam(seg string) (string, bool) {
+	inner, open := strings.CutPrefix(seg, "{")
+	name, closed := strings.CutSuffix(inner, "}")
+	if !open || !closed || len(name) == 0 || len(name) > 32 {
+		return "", false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return "", false
+		}
+	}
+	return name, true
+}
+
 func (l *linter) passthrough() {
 	paths := map[string]string{}
 	for i := range l.p.Passthrough {
@@ -413,7 +444,7 @@ func (l *linter) passthrough() {
 		if t.Method != "POST" && t.Method != "GET" {
 			l.add(child(tp, "method"), "passthrough routes accept POST or GET only, got %q", t.Method)
 		}
-		l.uniquePath(tp, t.Path, paths)
+		l.uniquePath(tp, t.Path, paths, checkPassthroughPath)
 		l.routeUpstream(child(tp, "upstream"), t.Upstream, false)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chdproxy/chdproxy/deploy"
 	"github.com/chdproxy/chdproxy/token"
 )
 
@@ -15,6 +16,7 @@ upstreams:
   gw: {base_url: "https://gw.example"}
 routes:
   - name: pay
+    acknowledge: [nonstandard_host, nonstandard_path] # not SmartPayments: the generic rules
     path: /pay
     upstream: chd
     payment: true
@@ -25,6 +27,7 @@ routes:
       - {field: card_cvv, attribute: cvv, kinds: [card]}
       - {field: wallet_dpan, attribute: dpan, kinds: [apple_pay]}
   - name: payout
+    acknowledge: [nonstandard_host, nonstandard_path] # not SmartPayments: the generic rules
     path: /payout
     upstream: chd
     kinds: [card]
@@ -45,7 +48,12 @@ type want struct{ path, msg, at string }
 // not apply exactly once.
 func mutate(t *testing.T, repl ...string) string {
 	t.Helper()
-	s := basePolicy
+	return mutateText(t, basePolicy, repl...)
+}
+
+// mutateText applies old→new replacements to s, each exactly once.
+func mutateText(t *testing.T, s string, repl ...string) string {
+	t.Helper()
 	for i := 0; i+1 < len(repl); i += 2 {
 		if n := strings.Count(s, repl[i]); n != 1 {
 			t.Fatalf("replacement %q matches %d times, want 1", repl[i], n)
@@ -361,7 +369,7 @@ func TestDecodeRejectsSchemaErrors(t *testing.T) {
 		{
 			name: "a duplicate key is refused",
 			yaml: mutate(t, "logging: {pan_mask: last4}", "logging: {pan_mask: last4, pan_mask: bin_last4}"),
-			want: []want{{"logging.pan_mask", `duplicate key "pan_mask" (first at line 25)`, "logging"}},
+			want: []want{{"logging.pan_mask", `duplicate key "pan_mask" (first at line 27)`, "logging"}},
 		},
 		{
 			name: "a duplicate upstream is refused",
@@ -508,9 +516,9 @@ func TestLintReportsFiveProblemsWhenAFileHasFive(t *testing.T) {
 func TestLintOfAPolicyBuiltInCode(t *testing.T) {
 	p := &Policy{
 		Version:   1,
-		Upstreams: map[string]Upstream{"chd": {Name: "chd", BaseURL: "https://chd.example", CardData: true}},
+		Upstreams: map[string]Upstream{"chd": {Name: "chd", BaseURL: "https://chd-api.smartcore.pro", CardData: true}},
 		Routes: []Route{{
-			Name: "pay", Method: "POST", Path: "/pay", Upstream: "chd", Payment: true,
+			Name: "pay", Method: "POST", Path: "/authorize", Upstream: "chd", Payment: true,
 			AllowedKinds: []token.Kind{token.Card},
 			Inject:       []Injection{{Field: "card_number", Attribute: AttrPAN, Kinds: []token.Kind{token.Card}}},
 		}},
@@ -541,5 +549,126 @@ func TestProblemString(t *testing.T) {
 		if got := tt.p.String(); got != tt.want {
 			t.Errorf("got %q, want %q", got, tt.want)
 		}
+	}
+}
+
+// ackEveryRoute adds an acknowledge list to each of the default policy's three
+// injection routes (after their upstream line).
+func ackEveryRoute(t *testing.T, s, list string) string {
+	t.Helper()
+	const at = "    upstream: chd-api\n"
+	if n := strings.Count(s, at); n != 3 {
+		t.Fatalf("%q matches %d times, want 3", at, n)
+	}
+	return strings.ReplaceAll(s, at, at+"    acknowledge: "+list+"\n")
+}
+
+// TestLintFlagsCardDataOutsideTheSmartPaymentsCardFields: each policy is
+// deploy/policy.yaml with one change that sends card data to another host, path
+// or body field than the SmartPayments documentation names, which lint refuses
+// until the route acknowledges it; an acknowledgement with nothing to
+// acknowledge is refused too.
+func TestLintFlagsCardDataOutsideTheSmartPaymentsCardFields(t *testing.T) {
+	def := string(deploy.PolicyYAML)
+	type pm struct{ path, msg string }
+	tests := []struct {
+		name string
+		yaml string
+		want []pm
+	}{
+		{name: "the default policy is clean", yaml: def},
+		{
+			name: "a PAN into purpose on /withdrawal/init is refused",
+			yaml: mutateText(t, def, "{field: customer_card_number,    attribute: pan}", "{field: purpose,    attribute: pan}"),
+			want: []pm{{"routes[2].inject[0].field", `the pan of card tokens into body field "purpose": SmartPayments /withdrawal/init takes it in customer_card_number only; if intended, add nonstandard_field`}},
+		},
+		{
+			name: "a CVV into card_holder on /authorize is refused",
+			yaml: mutateText(t, def, "{field: card_holder,    attribute: holder}\n\n", "{field: card_holder,    attribute: cvv}\n\n"),
+			want: []pm{{"routes[1].inject[4].field", `the cvv of card tokens into body field "card_holder": SmartPayments /authorize takes it in card_cvv only`}},
+		},
+		{
+			name: "a cardholder name on /withdrawal/init, where SmartPayments takes none, is refused",
+			yaml: mutateText(t, def, "{field: customer_card_exp_year,  attribute: exp_year}", "{field: customer_card_exp_year,  attribute: exp_year}\n      - {field: customer_card_holder, attribute: holder}"),
+			want: []pm{{"routes[2].inject[3].field", `SmartPayments /withdrawal/init takes no holder of card tokens`}},
+		},
+		{
+			name: "a Google Pay DPAN into the Apple Pay field is refused",
+			yaml: mutateText(t, def, "{field: apple_pay_dpan,                    attribute: dpan,    kinds: [apple_pay]}", "{field: apple_pay_dpan, attribute: dpan, kinds: [apple_pay, google_pay]}"),
+			want: []pm{{"routes[0].inject[5].field", `the dpan of apple_pay, google_pay tokens into body field "apple_pay_dpan": SmartPayments /initPaymentHost2Host takes it in apple_pay_dpan or google_pay_dpan only`}},
+		},
+		{
+			name: "card data to another host is refused on every route",
+			yaml: mutateText(t, def, "base_url: https://chd-api.smartcore.pro ", "base_url: https://chd-api.smartcore.pro.evil.example "),
+			want: []pm{
+				{"routes[0].upstream", `card data goes to https://chd-api.smartcore.pro.evil.example (upstream "chd-api"), not to https://chd-api.smartcore.pro`},
+				{"routes[1].upstream", "add nonstandard_host"}, {"routes[2].upstream", "add nonstandard_host"},
+			},
+		},
+		{
+			name: "a path prefix on the card-data host is refused",
+			yaml: mutateText(t, def, "base_url: https://chd-api.smartcore.pro ", "base_url: https://chd-api.smartcore.pro/v0 "),
+			want: []pm{{"routes[0].upstream", "goes to https://chd-api.smartcore.pro/v0"}, {"routes[1].upstream", "nonstandard_host"}, {"routes[2].upstream", "nonstandard_host"}},
+		},
+		{
+			name: "a sandbox base URL in the file is refused",
+			yaml: mutateText(t, def, "base_url: https://chd-api.smartcore.pro ", "base_url: https://127.0.0.1:8443 "),
+			want: []pm{{"routes[0].upstream", "goes to https://127.0.0.1:8443"}, {"routes[1].upstream", "nonstandard_host"}, {"routes[2].upstream", "nonstandard_host"}},
+		},
+		{
+			name: "injection on another path is refused",
+			yaml: mutateText(t, def, "path: /withdrawal/init\n", "path: /withdrawal/init2\n"),
+			want: []pm{{"routes[2].path", "/withdrawal/init2 is not a SmartPayments call that takes card data (/authorize, /initPaymentHost2Host, /withdrawal/init); if intended, add nonstandard_path"}},
+		},
+		{
+			name: "an acknowledged deviation passes, another on the same route does not",
+			yaml: ackEveryRoute(t, mutateText(t, def, "base_url: https://chd-api.smartcore.pro ", "base_url: https://127.0.0.1:8443 ",
+				"{field: customer_card_number,    attribute: pan}", "{field: purpose,    attribute: pan}"), "[nonstandard_host]"),
+			want: []pm{{"routes[2].inject[0].field", "add nonstandard_field"}},
+		},
+		{
+			name: "an acknowledgement with nothing to acknowledge is refused",
+			yaml: ackEveryRoute(t, def, "[nonstandard_field]"),
+			want: []pm{
+				{"routes[0].acknowledge[0]", "nothing on this route is nonstandard_field; remove it"},
+				{"routes[1].acknowledge[0]", "nothing on this route is nonstandard_field"}, {"routes[2].acknowledge[0]", "nothing on this route is nonstandard_field"},
+			},
+		},
+		{
+			name: "unknown and repeated acknowledgements are refused",
+			yaml: mutateText(t, def, "{field: customer_card_number,    attribute: pan}", "{field: purpose,    attribute: pan}",
+				"path: /withdrawal/init\n", "path: /withdrawal/init\n    acknowledge: [nonstandard_field, everything, nonstandard_field]\n"),
+			want: []pm{{"routes[2].acknowledge[1]", `unknown deviation "everything" (known: nonstandard_host, nonstandard_path, nonstandard_field)`}, {"routes[2].acknowledge[2]", "nonstandard_field is listed twice"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, got := lintBytes([]byte(tt.yaml), LintOptions{})
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(got), len(tt.want), listProblems(got))
+			}
+			for i, w := range tt.want {
+				if got[i].Path != w.path || !strings.Contains(got[i].Message, w.msg) || got[i].Line == 0 {
+					t.Errorf("problem %d: got %q, want a line, path %q, message containing %q", i, got[i], w.path, w.msg)
+				}
+			}
+		})
+	}
+}
+
+// The check reads the file's own base URL: `chdproxy dev` and the tests point
+// the default policy at a sandbox without acknowledging anything, a file that
+// names the sandbox itself must acknowledge it.
+func TestLintChecksTheFilesBaseURLNotTheOverride(t *testing.T) {
+	p, err := LoadDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WithUpstreams(map[string]string{"chd-api": "https://127.0.0.1:8443"}, LintOptions{}); err != nil {
+		t.Errorf("the default policy overridden to a sandbox: %v", err)
+	}
+	file, _ := decode([]byte(mutateText(t, string(deploy.PolicyYAML), "base_url: https://chd-api.smartcore.pro ", "base_url: https://127.0.0.1:8443 ")))
+	if _, err := file.WithUpstreams(map[string]string{"chd-api": "https://chd-api.smartcore.pro"}, LintOptions{}); err == nil || !strings.Contains(err.Error(), "nonstandard_host") {
+		t.Errorf("a sandbox file overridden back to chd-api: got %v, want the file's host refused", err)
 	}
 }

@@ -99,6 +99,8 @@ type Upstream struct {
 	CardData bool
 	// Overridden is set when WithUpstreams replaced BaseURL (dev and tests).
 	Overridden bool
+
+	fileURL string // the file's base URL, kept when WithUpstreams replaces it
 }
 
 // URL returns the upstream URL for a route path: the base URL without a
@@ -133,6 +135,10 @@ type Route struct {
 	// Inject lists the body fields that may receive token attributes, in
 	// file order. A token in any other field must be refused.
 	Inject []Injection
+	// Acknowledge lists the deviations from the SmartPayments card fields
+	// (NonstandardHost, NonstandardPath, NonstandardField) the policy's
+	// author accepts on this route; Explain shows each one to the auditor.
+	Acknowledge []string
 }
 
 // Injection says that top-level JSON body field Field receives token
@@ -182,7 +188,7 @@ func (r *Route) injectsCVV() bool {
 type Passthrough struct {
 	Name     string
 	Method   string // POST (default) or GET
-	Path     string // matched exactly
+	Path     string // matched exactly; a "{name}" segment matches one id segment (see PathParam)
 	Upstream string
 }
 
@@ -242,6 +248,7 @@ func (p *Policy) WithUpstreams(baseURLs map[string]string, opts LintOptions) (*P
 	q := p.clone()
 	for _, name := range names {
 		u := q.Upstreams[name]
+		u.fileURL = u.fileBaseURL()
 		u.BaseURL = baseURLs[name]
 		u.Overridden = true
 		q.Upstreams[name] = u
@@ -259,6 +266,7 @@ func (p *Policy) clone() *Policy {
 	for i, r := range p.Routes {
 		r.AllowedKinds = slices.Clone(r.AllowedKinds)
 		r.Inject = slices.Clone(r.Inject)
+		r.Acknowledge = slices.Clone(r.Acknowledge)
 		for j := range r.Inject {
 			r.Inject[j].Kinds = slices.Clone(r.Inject[j].Kinds)
 		}

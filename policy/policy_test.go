@@ -89,11 +89,17 @@ func TestDefaultPolicy(t *testing.T) {
 	var passing []string
 	for _, r := range p.Passthrough {
 		passing = append(passing, r.Path)
-		if u, _ := p.Upstream(r.Upstream); u.BaseURL != "https://api-gateway.smartcore.pro" || u.CardData {
-			t.Errorf("%s: upstream %+v, want api-gateway", r.Path, u)
+		host := "https://api-gateway.smartcore.pro"
+		if strings.HasPrefix(r.Path, "/aggregation-service/") {
+			host = "https://service.magua-pay.com" // the transaction-list export has its own host
+		}
+		if u, _ := p.Upstream(r.Upstream); u.BaseURL != host || u.CardData {
+			t.Errorf("%s: upstream %+v, want %s without card data", r.Path, u, host)
 		}
 	}
-	wantPass := []string{"/initPayment", "/check", "/refund", "/recurrent", "/capture", "/cancel", "/withdrawal/tokenize-form", "/withdrawal/balance/get"}
+	const export = "/aggregation-service/public/transaction/excel"
+	wantPass := []string{"/initPayment", "/check", "/refund", "/recurrent", "/capture", "/cancel", "/withdrawal/tokenize-form", "/withdrawal/balance/get",
+		export, export + "/task/{taskId}", export + "/task/{taskId}/result"}
 	if !slices.Equal(passing, wantPass) {
 		t.Errorf("passthrough routes: got %v, want %v", passing, wantPass)
 	}
@@ -222,7 +228,7 @@ func TestLoadRefusesProblems(t *testing.T) {
 	if p != nil || !errors.As(err, &inv) || len(inv.Problems) != 1 {
 		t.Fatalf("Load(bad): got %v, %v; want nil and one problem", p, err)
 	}
-	if want := "policy: 1 problem: line 24: tokens.cvv_ttl: 2h is above the hard cap of 1h"; err.Error() != want {
+	if want := "policy: 1 problem: line 26: tokens.cvv_ttl: 2h is above the hard cap of 1h"; err.Error() != want {
 		t.Errorf("got %q, want %q", err.Error(), want)
 	}
 	if _, _, err := LintFile(filepath.Join(dir, "missing.yaml"), LintOptions{}); !errors.Is(err, os.ErrNotExist) {

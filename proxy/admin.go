@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -31,14 +32,49 @@ func (a *admin) healthz(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// readyz checks Vault and Redis with a short deadline so a load balancer gets a fast answer.
+// readiness is the /readyz body, the same shape whatever the outcome. Each check is
+// "ok", "failing", or "unknown" (Vault is not reported on when Redis failed first).
+type readiness struct {
+	Status string `json:"status"` // ready | unavailable
+	Checks struct {
+		Vault string `json:"vault"`
+		Redis string `json:"redis"`
+		Audit string `json:"audit"`
+	} `json:"checks"`
+}
+
+// readyz checks Vault, Redis and the audit trail with a short deadline so a load
+// balancer gets a fast answer: a replica whose audit trail cannot be written can
+// do nothing (every operation fails closed), so it is not ready either.
 func (a *admin) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := a.Vault.Ping(ctx); err != nil {
-		return err
+	auditc := make(chan error, 1)
+	go func() { auditc <- a.Audit.Health() }() // a hung disk must not hang the answer
+	var rd readiness
+	rd.Status, rd.Checks.Vault, rd.Checks.Redis, rd.Checks.Audit = "ready", "ok", "ok", "ok"
+	var se *vault.StoreError
+	if err := a.Vault.Ping(ctx); errors.As(err, &se) {
+		rd.Checks.Redis, rd.Checks.Vault = "failing", "unknown"
+	} else if err != nil {
+		rd.Checks.Vault = "failing"
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	var aerr error
+	select {
+	case aerr = <-auditc:
+	case <-ctx.Done():
+		aerr = errAuditStuck
+	}
+	if aerr != nil {
+		rd.Checks.Audit = "failing"
+		a.Log.WithError(aerr).Warn("readiness: the audit trail cannot be written")
+	}
+	status := http.StatusOK
+	if rd.Checks.Vault != "ok" || rd.Checks.Redis != "ok" || rd.Checks.Audit != "ok" {
+		rd.Status, status = "unavailable", http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, rd)
 	return nil
 }
 
@@ -57,6 +93,9 @@ func (d *deps) deleteToken(w http.ResponseWriter, r *http.Request, key Key) erro
 		return errTokenNotFound // malformed ids answer exactly like unknown ones
 	}
 	info(r).token = id
+	if err := d.attempt(r); err != nil {
+		return err
+	}
 	ctx, done, err := d.vaultCall(r.Context())
 	if err != nil {
 		return err

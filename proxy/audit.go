@@ -4,33 +4,42 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // AuditRecord is one line of the audit trail (PCI DSS 10.2): who touched which token,
 // when, through which route, with what outcome. It holds ids and codes only — never card
 // data, never a key, never a request body.
 type AuditRecord struct {
-	Time           time.Time `json:"time"` // UTC
-	Event          string    `json:"event"`
-	Outcome        string    `json:"outcome"` // success | denied | failure | attempt
-	Code           string    `json:"code,omitempty"`
-	Status         int       `json:"status,omitempty"`
-	Merchant       string    `json:"merchant,omitempty"`
-	KeyID          string    `json:"key_id,omitempty"`
-	Token          string    `json:"token,omitempty"`
-	Route          string    `json:"route,omitempty"`
-	Listener       string    `json:"listener"`
-	UpstreamHost   string    `json:"upstream_host,omitempty"`
-	UpstreamStatus int       `json:"upstream_status,omitempty"`
-	SourceIP       string    `json:"source_ip,omitempty"`
-	RequestID      string    `json:"request_id"`
-	PolicyHash     string    `json:"policy_hash"`
+	Time  time.Time `json:"time"` // UTC
+	Event string    `json:"event"`
+	// Outcome: success | attempt | denied (chdproxy refused) | upstream_declined (the
+	// upstream answered 4xx) | failure.
+	Outcome        string `json:"outcome"`
+	Code           string `json:"code,omitempty"`
+	Status         int    `json:"status,omitempty"`
+	Merchant       string `json:"merchant,omitempty"`
+	KeyID          string `json:"key_id,omitempty"`
+	Token          string `json:"token,omitempty"`
+	Route          string `json:"route,omitempty"`
+	Listener       string `json:"listener"`
+	UpstreamHost   string `json:"upstream_host,omitempty"`
+	UpstreamStatus int    `json:"upstream_status,omitempty"`
+	// CardDataSent: an injected request (PAN, CVV or DPAN) was written to the upstream.
+	CardDataSent bool   `json:"card_data_sent,omitempty"`
+	SourceIP     string `json:"source_ip,omitempty"`
+	RequestID    string `json:"request_id"`
+	PolicyHash   string `json:"policy_hash"`
+	// Count and Since make a summary record: Count refusals of requests without a
+	// known key between Since and Time (see refusals).
+	Count int        `json:"count,omitempty"`
+	Since *time.Time `json:"since,omitempty"`
 }
 
 // Auditor writes audit records.
@@ -41,6 +50,8 @@ type Auditor interface {
 	// Enqueue queues a record that describes what has already happened (an outcome)
 	// and returns at once; failed, when not nil, hears if its write fails.
 	Enqueue(rec AuditRecord, failed func(error))
+	// Health reports whether records can be written now (nil: yes).
+	Health() error
 }
 
 // errAuditUnavailable fails a request closed when its audit record cannot be written.
@@ -64,7 +75,23 @@ type JSONLAudit struct {
 	inflight   *auditBatch // the batch being written
 	spare      []byte      // the previous batch's buffer, reused
 	armed      bool        // a timer will write what Enqueue queued
+
+	path     string    // of the file sink (OpenAuditFile); "" for any other writer
+	file     *os.File  // the open file at path
+	reopened *os.File  // opened by Reopen, taken in between two batches
+	lastErr  error     // of the last batch: nil once a batch is written again
+	started  time.Time // when the in-flight batch began
+	probed   time.Time // when Health last probed a failing sink
 }
+
+// Health thresholds: a batch still writing after auditStuck means a hung disk; a
+// failing sink is probed at most once per auditProbeEvery.
+const (
+	auditStuck      = 2 * time.Second
+	auditProbeEvery = time.Second
+)
+
+var errAuditStuck = errors.New("audit: a write or fsync has not returned")
 
 // enqueueLag bounds how long a queued record waits for a write to ride along with:
 // the most a crash can lose of the outcome records (never of an attempt record).
@@ -83,14 +110,84 @@ func NewJSONLAudit(w io.Writer, policyHash string) *JSONLAudit {
 }
 
 // OpenAuditFile opens (appending, 0600) the audit file at path. Closing the returned
-// Closer flushes the auditor, then closes the file.
+// Closer flushes the auditor, then closes the file. Reopen opens path again.
 func OpenAuditFile(path string, policyHash string) (*JSONLAudit, io.Closer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := openAppend(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	a := NewJSONLAudit(f, policyHash)
-	return a, closerFunc(func() error { a.Flush(); return f.Close() }), nil
+	a.path, a.file = path, f
+	return a, closerFunc(a.closeFile), nil
+}
+
+func openAppend(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+}
+
+// Reopen opens the file sink's path again (logrotate moved the file, then sent
+// SIGHUP). The next batch goes to the new file; the batch being written, if any,
+// finishes in the old one, so no record is lost or split. A sink that is not a
+// file has nothing to reopen.
+func (a *JSONLAudit) Reopen() error {
+	if a.path == "" {
+		return nil
+	}
+	f, err := openAppend(a.path)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reopened != nil {
+		a.reopened.Close() // two HUPs between batches: the newer open wins
+	}
+	a.reopened = f
+	if !a.busy {
+		a.takeReopened()
+	}
+	return nil
+}
+
+// takeReopened switches to the reopened file between batches; a.mu is held and
+// no batch is being written.
+func (a *JSONLAudit) takeReopened() {
+	if a.reopened == nil {
+		return
+	}
+	old := a.file
+	a.file, a.w, a.reopened = a.reopened, a.reopened, nil
+	old.Close() // every batch was synced: nothing is pending in it
+}
+
+func (a *JSONLAudit) closeFile() error {
+	a.Flush()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reopened != nil {
+		a.reopened.Close()
+		a.reopened = nil
+	}
+	return a.file.Close()
+}
+
+// Health implements Auditor: the last batch's error, or errAuditStuck while a batch
+// hangs. A failing sink is probed with a record of its own (at most once per
+// auditProbeEvery): an unready replica gets no traffic to find out it is well again.
+func (a *JSONLAudit) Health() error {
+	a.mu.Lock()
+	if a.inflight != nil && time.Since(a.started) > auditStuck {
+		a.mu.Unlock()
+		return errAuditStuck
+	}
+	err := a.lastErr
+	if err == nil || time.Since(a.probed) < auditProbeEvery {
+		a.mu.Unlock()
+		return err
+	}
+	a.probed = time.Now()
+	a.mu.Unlock()
+	return a.Write(AuditRecord{Event: "audit_probe", Outcome: "success", Listener: "admin"})
 }
 
 type closerFunc func() error
@@ -186,10 +283,12 @@ func (a *JSONLAudit) queue(line []byte) *auditBatch {
 // flushOne writes and syncs the pending batch. a.mu is held on entry and on return,
 // and released while writing; a.busy keeps other writers from writing meanwhile.
 func (a *JSONLAudit) flushOne() {
+	a.takeReopened()
 	buf, batch := a.pending, a.next
-	a.pending, a.next, a.inflight = a.spare[:0], nil, batch
+	a.pending, a.next, a.inflight, a.started = a.spare[:0], nil, batch, time.Now()
+	w := a.w
 	a.mu.Unlock()
-	batch.err = a.writeSync(buf)
+	batch.err = writeSync(w, buf)
 	if batch.err != nil {
 		for _, f := range batch.failed {
 			f(batch.err)
@@ -197,7 +296,7 @@ func (a *JSONLAudit) flushOne() {
 	}
 	close(batch.done)
 	a.mu.Lock()
-	a.spare, a.inflight = buf, nil
+	a.spare, a.inflight, a.lastErr = buf, nil, batch.err
 }
 
 // drain writes batches until none is pending, then lets the next writer write.
@@ -210,11 +309,11 @@ func (a *JSONLAudit) drain() {
 	a.busy = false
 }
 
-func (a *JSONLAudit) writeSync(b []byte) error {
-	if _, err := a.w.Write(b); err != nil {
+func writeSync(w io.Writer, b []byte) error {
+	if _, err := w.Write(b); err != nil {
 		return err
 	}
-	if s, ok := a.w.(interface{ Sync() error }); ok {
+	if s, ok := w.(interface{ Sync() error }); ok {
 		if err := s.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) { // pipes and terminals cannot fsync
 			return err
 		}
@@ -222,24 +321,88 @@ func (a *JSONLAudit) writeSync(b []byte) error {
 	return nil
 }
 
-// sourceIP is the TCP peer. X-Forwarded-For is not trusted: chdproxy terminates TLS itself.
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return ""
-	}
-	return host
-}
-
-// outcome names what happened to a request by its status.
-func outcome(status int) string {
+// outcome names what happened to a request by its status and whether the upstream
+// answered it: "denied" means chdproxy refused, never the upstream.
+func outcome(status int, upstreamAnswered bool) string {
 	switch {
 	case status < 400:
 		return "success"
-	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests:
-		return "denied"
-	case status < 500:
-		return "denied" // refused by validation or policy
+	case status >= 500:
+		return "failure"
+	case upstreamAnswered:
+		return "upstream_declined" // relayed 4xx: the request left chdproxy
 	}
-	return "failure"
+	return "denied" // refused by authentication, limits, validation or policy
+}
+
+// attempt makes the request's attempt record durable before the operation it
+// announces (on card data or tokens) runs: no record, no operation.
+func (d *deps) attempt(r *http.Request) error {
+	ri := info(r)
+	rec := auditRecord(r, ri.listener, ri.event)
+	rec.Outcome = "attempt"
+	if err := d.Audit.Write(rec); err != nil {
+		d.Log.WithFields(logrus.Fields{"request_id": ri.id, "event": ri.event}).WithError(err).Error("audit write failed; request refused")
+		return errAuditUnavailable
+	}
+	return nil
+}
+
+// refusals aggregates the audit trail of requests refused before any key was known
+// (401s, unknown routes, malformed framing): anyone can send those, so one fsynced
+// record each would let anyone fill the disk. They are counted per listener, event,
+// route, code and source, and written as one summary record per group every
+// interval and at Close. The access log still has a line per request.
+type refusals struct {
+	audit Auditor
+	log   *logrus.Logger
+	every time.Duration
+
+	mu     sync.Mutex
+	counts map[refusalKey]int
+	since  time.Time
+	timer  *time.Timer
+}
+
+type refusalKey struct {
+	listener, event, route, code, source string
+	status                               int
+}
+
+// maxRefusalGroups bounds a summary: sources past it are counted without their address.
+const maxRefusalGroups = 1024
+
+// defaultRefusalInterval is how often refusal summaries are written.
+const defaultRefusalInterval = 10 * time.Second
+
+func (s *refusals) add(k refusalKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counts == nil {
+		s.counts, s.since = map[refusalKey]int{}, time.Now()
+		s.timer = time.AfterFunc(s.every, s.flush)
+	}
+	if _, ok := s.counts[k]; !ok && len(s.counts) >= maxRefusalGroups {
+		k.source = ""
+	}
+	s.counts[k]++
+}
+
+// flush writes one summary record per group counted since the last flush.
+func (s *refusals) flush() {
+	s.mu.Lock()
+	counts, since := s.counts, s.since.UTC()
+	s.counts = nil
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	for k, n := range counts {
+		s.audit.Enqueue(AuditRecord{
+			Event: k.event, Outcome: "denied", Code: k.code, Status: k.status, Listener: k.listener,
+			Route: k.route, SourceIP: k.source, Count: n, Since: &since,
+		}, func(err error) {
+			s.log.WithField("event", k.event).WithError(err).Error("audit write failed (refusal summary)")
+		})
+	}
 }

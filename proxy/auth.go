@@ -2,16 +2,19 @@ package proxy
 
 import "net/http"
 
-// caller says where a listener's callers present their key and which role it must have.
+// caller says where a listener's callers present their key and which role it must
+// have. A public key (the pk_ every checkout page embeds) names a merchant, not a
+// caller: its requests also count against their client address.
 type caller struct {
 	header string
 	role   Role
+	public bool
 }
 
 var (
-	collectCaller = caller{"Authorization", RolePublishable}
-	forwardCaller = caller{"Proxy-Authorization", RoleSecret}
-	adminCaller   = caller{"Authorization", RoleAdmin}
+	collectCaller = caller{"Authorization", RolePublishable, true}
+	forwardCaller = caller{"Proxy-Authorization", RoleSecret, false}
+	adminCaller   = caller{"Authorization", RoleAdmin, false}
 )
 
 // keyedFunc is a handler behind the authentication layer; key is its caller's.
@@ -21,9 +24,17 @@ type keyedFunc func(w http.ResponseWriter, r *http.Request, key Key) error
 // (idempotency replays included): it resolves the caller's key, names merchant and
 // key id in the request's access-log line and audit record, and takes one request
 // from that key's rate limit. A missing, unknown or wrong-listener key is a 401.
+// Requests without a valid key, and every request with a public key, first take one
+// from their client address's limit: the client's own bucket empties before a flood
+// reaches the key's, which every shopper of the merchant shares.
 func (d *deps) authenticated(c caller, h keyedFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		key, err := d.Keys.Authenticate(bearer(r.Header.Get(c.header)), c.role)
+		if err != nil || c.public {
+			if lerr := d.Limiter.allowClient(r); lerr != nil {
+				return lerr
+			}
+		}
 		if err != nil {
 			return errUnauthorized
 		}
@@ -33,5 +44,16 @@ func (d *deps) authenticated(c caller, h keyedFunc) handlerFunc {
 			return err
 		}
 		return h(w, r, key)
+	}
+}
+
+// clientLimited takes one request from the client address's limit before h: for the
+// routes anyone may call without a key.
+func (d *deps) clientLimited(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := d.Limiter.allowClient(r); err != nil {
+			return err
+		}
+		return h(w, r)
 	}
 }

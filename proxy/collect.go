@@ -42,27 +42,57 @@ var collectFields = map[string]bool{
 func collectHandler(d *deps) http.Handler {
 	rt := newRouter(d, "collect")
 	c := &collect{d}
-	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d, "collect", "tokenize",
-		d.authenticated(collectCaller, d.Idempotency.middleware(d.Log, maxCollectBody, c.tokenize))))
-	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d, "collect", "", c.preflight))
+	rt.Methods(http.MethodPost).Path("/v1/tokens").Name("tokenize").Handler(wrap(d, "collect", "tokenize", c.cors(
+		d.authenticated(collectCaller, c.ownOrigin(d.tokenizeIdempotency(c.tokenize))))))
+	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d, "collect", "",
+		c.cors(d.clientLimited(c.preflight))))
 	return rt
 }
 
 type collect struct{ *deps }
 
-// preflight answers CORS preflights. The browser sends no credentials here, so an origin
-// passes if any merchant allows it; the real request is then checked against its own merchant.
+// cors lets a page on any merchant's registered origin read every collect answer,
+// errors included (a 401, a 429 and its Retry-After, a 5xx), so the checkout can tell
+// the shopper what happened. Whether the origin is the key's own merchant's is checked
+// before anything succeeds (ownOrigin).
+func (c *collect) cors(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Add("Vary", "Origin")
+		if origin := r.Header.Get("Origin"); origin != "" && c.anyMerchantAllows(origin) {
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			w.Header().Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
+		}
+		return h(w, r)
+	}
+}
+
+// ownOrigin refuses a browser request from an origin the key's merchant did not
+// register, in front of the idempotency layer so that a replay is checked too. The
+// refusal is not readable by that page: it is another merchant's, or a misconfiguration.
+// Requests without Origin come from servers and curl; a browser always sends it on a
+// cross-origin POST.
+func (c *collect) ownOrigin(h keyedFunc) keyedFunc {
+	return func(w http.ResponseWriter, r *http.Request, key Key) error {
+		if origin := r.Header.Get("Origin"); origin != "" && !slices.Contains(c.Merchants[key.Merchant].Origins, origin) {
+			w.Header().Del("Access-Control-Allow-Origin")
+			w.Header().Del("Access-Control-Expose-Headers")
+			return errOriginNotAllowed
+		}
+		return h(w, r, key)
+	}
+}
+
+// preflight answers CORS preflights (cors sets the origin). The browser sends no
+// credentials here, so an origin passes if any merchant allows it; the real request is
+// then checked against its own merchant.
 func (c *collect) preflight(w http.ResponseWriter, r *http.Request) error {
-	origin := r.Header.Get("Origin")
-	if origin == "" || !c.anyMerchantAllows(origin) {
+	if origin := r.Header.Get("Origin"); origin == "" || !c.anyMerchantAllows(origin) {
 		return errOriginNotAllowed
 	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Methods", "POST")
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key")
 	h.Set("Access-Control-Max-Age", "600")
-	h.Add("Vary", "Origin")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -78,17 +108,11 @@ func (c *collect) anyMerchantAllows(origin string) bool {
 
 func (c *collect) tokenize(w http.ResponseWriter, r *http.Request, key Key) error {
 	ri := info(r)
-	w.Header().Add("Vary", "Origin")
-	if origin := r.Header.Get("Origin"); origin != "" {
-		// Requests without Origin come from servers and curl, not browsers; a browser
-		// always sends it on a cross-origin POST.
-		if !slices.Contains(c.Merchants[key.Merchant].Origins, origin) {
-			return errOriginNotAllowed
-		}
-		w.Header().Set("Access-Control-Allow-Origin", origin)
-	}
 	f, err := readFields(w, r, collectFields)
 	if err != nil {
+		return err
+	}
+	if err := c.attempt(r); err != nil {
 		return err
 	}
 	ctx, done, err := c.vaultCall(r.Context())
@@ -120,8 +144,47 @@ func (c *collect) tokenize(w http.ResponseWriter, r *http.Request, key Key) erro
 		return errPaymentMethod
 	}
 	ri.token = meta.Token
-	writeJSON(w, http.StatusCreated, meta)
+	writeJSON(w, http.StatusCreated, viewOf(meta))
 	return nil
+}
+
+// tokenView is all any caller sees of a token, pk_ and sk_ alike: never its
+// fingerprints. Next to the BIN and last 4, with the public pk_ to have any guess
+// fingerprinted, a fingerprint is a PAN oracle (docs/pci/threat-model.md, T22).
+// Fields are listed here, not taken from vault.Metadata, so nothing added there
+// reaches an answer by itself.
+type tokenView struct {
+	Token        string       `json:"token"`
+	Kind         token.Kind   `json:"kind"`
+	Card         *cardView    `json:"card,omitempty"`
+	Network      card.Network `json:"network,omitempty"`
+	ExpiresAt    time.Time    `json:"expires_at"`
+	HasCVV       bool         `json:"has_cvv"`
+	CVVExpiresAt *time.Time   `json:"cvv_expires_at,omitempty"`
+}
+
+// cardView is what may be shown of a card (PCI DSS 3.4.1: first 6, last 4).
+type cardView struct {
+	BIN      string     `json:"bin"`
+	Last4    string     `json:"last4"`
+	Brand    card.Brand `json:"brand"`
+	ExpMonth string     `json:"exp_month"`
+	ExpYear  string     `json:"exp_year"`
+}
+
+// tokenDetails is GET /v1/tokens/{id}'s answer: the view and when the token was made.
+type tokenDetails struct {
+	tokenView
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func viewOf(m vault.Metadata) tokenView {
+	v := tokenView{Token: m.Token, Kind: m.Kind, Network: m.Network, ExpiresAt: m.ExpiresAt, HasCVV: m.HasCVV, CVVExpiresAt: m.CVVExpiresAt}
+	if m.Card != nil {
+		// A record written before BINs were cut to 6 digits still shows 6.
+		v.Card = &cardView{BIN: m.Card.BIN[:min(6, len(m.Card.BIN))], Last4: m.Card.Last4, Brand: m.Card.Brand, ExpMonth: m.Card.ExpMonth, ExpYear: m.Card.ExpYear}
+	}
+	return v
 }
 
 // parseCardFields validates the card fields; wallet fields beside them are refused.

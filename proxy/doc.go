@@ -9,9 +9,12 @@
 //	auth.go         the authentication layer in front of every keyed route:
 //	                key → merchant and key id on the request, then the rate limit
 //	keys.go         API keys held as SHA-256 digests, compared in constant time
-//	limits.go       per-key token buckets and in-flight slots towards Vault and upstream
+//	limits.go       token buckets per key and per client address (the TCP peer, or
+//	                X-Forwarded-For behind a trusted proxy); in-flight slots towards
+//	                Vault and upstream
 //	idempotency.go  Idempotency-Key records in Redis, behind authentication
 //	collect.go      POST /v1/tokens: card and wallet fields → vault → token metadata
+//	                (tokenView: never a fingerprint); CORS on every answer
 //	fields.go       strict reading of flat JSON / form bodies
 //	forward.go      the SmartPayments routes: read, plan, detokenize, send, scrub
 //	plan.go         injection as a pure plan: which token, which fields, which

@@ -20,9 +20,9 @@ func readFields(w http.ResponseWriter, r *http.Request, allowed map[string]bool)
 	if err != nil {
 		return nil, err
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, err := mediaType(r)
 	if err != nil {
-		return nil, errUnsupportedMedia
+		return nil, err
 	}
 	var fields map[string]string
 	switch mt {
@@ -41,7 +41,7 @@ func readFields(w http.ResponseWriter, r *http.Request, allowed map[string]bool)
 		if !allowed[k] {
 			return nil, errUnknownField
 		}
-		lk := strings.ToLower(k)
+		lk := foldKey(k)
 		if seen[lk] {
 			return nil, errDuplicateField
 		}
@@ -53,8 +53,44 @@ func readFields(w http.ResponseWriter, r *http.Request, allowed map[string]bool)
 	return fields, nil
 }
 
-// readBody reads a request body of at most max bytes.
+// errAmbiguousMedia refuses a body whose type two readers could see differently.
+var errAmbiguousMedia = newError(http.StatusUnsupportedMediaType, "ambiguous_content_type",
+	"send exactly one Content-Type header, with no parameter other than charset=utf-8")
+
+// mediaType returns the request's media type. Two Content-Type headers are refused (we
+// would check the first while the upstream might read the second), and so is any
+// parameter but charset=utf-8: a body read as UTF-8 here and as UTF-16 there would
+// carry card data past the checks.
+func mediaType(r *http.Request) (string, error) {
+	vs := r.Header.Values("Content-Type")
+	if len(vs) > 1 {
+		return "", errAmbiguousMedia
+	}
+	if len(vs) == 0 {
+		return "", errUnsupportedMedia
+	}
+	mt, params, err := mime.ParseMediaType(vs[0])
+	if err != nil {
+		return "", errUnsupportedMedia
+	}
+	if mt != "application/json" && mt != "application/x-www-form-urlencoded" {
+		return mt, nil // not a type we read: the caller refuses it as unsupported
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return "", errAmbiguousMedia
+		}
+	}
+	return mt, nil
+}
+
+// readBody reads a request body of at most max bytes. A Content-Length above max is
+// refused before any byte is read, and so before net/http sends 100 Continue: the
+// client learns at once and never uploads what would be thrown away.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, errBodyTooLarge
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	var mbe *http.MaxBytesError
 	switch {
@@ -68,7 +104,7 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 
 func jsonFields(body []byte) (map[string]string, error) {
 	// Exact duplicates only: a case variant of a known field is an unknown field here.
-	members, err := walkObject(body, func(a, b string) bool { return a == b })
+	members, err := walkObject(body, func(k string) string { return k })
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"sync/atomic"
 
 	"github.com/gorilla/mux"
@@ -53,7 +53,7 @@ func forwardHandler(d *deps) http.Handler {
 	}
 	for i := range d.Policy.Passthrough {
 		pt := &d.Policy.Passthrough[i]
-		rt.Methods(pt.Method).Path(pt.Path).Name(pt.Name).Handler(keyed("passthrough",
+		rt.Methods(pt.Method).Path(muxPath(pt.Path)).Name(pt.Name).Handler(keyed("passthrough",
 			d.Idempotency.middleware(d.Log, maxForwardBody, func(w http.ResponseWriter, r *http.Request, _ Key) error {
 				return f.passthrough(w, r, pt)
 			})))
@@ -66,15 +66,19 @@ func forwardHandler(d *deps) http.Handler {
 type forward struct{ *deps }
 
 // readJSONBody reads a bounded JSON body and refuses raw card data anywhere in it,
-// in the query string too.
+// in the query string, the headers and the path (a path parameter) too.
 func (f *forward) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if queryHasPAN(r.URL.RawQuery) || headersHavePAN(r.Header) {
+	if queryHasPAN(r.URL.RawQuery) || headersHavePAN(r.Header) || queryHasPAN(r.URL.Path) {
 		return nil, errRawCardData
 	}
 	if r.Method == http.MethodGet {
 		return nil, nil
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	mt, err := mediaType(r)
+	if err != nil {
+		return nil, err
+	}
+	if mt != "application/json" {
 		return nil, errUnsupportedMedia
 	}
 	body, err := readBody(w, r, maxForwardBody)
@@ -102,7 +106,41 @@ func (f *forward) passthrough(w http.ResponseWriter, r *http.Request, pt *policy
 		return errTokenNotAllowed
 	}
 	up, _ := f.Policy.Upstream(pt.Upstream)
-	return f.send(w, r, up, pt.Path, body)
+	if err := f.attemptTo(r, up); err != nil {
+		return err
+	}
+	return f.send(w, r, up, passthroughPath(r, pt), body)
+}
+
+// pathParamPattern is what a "{name}" segment of a passthrough path matches: an id,
+// never a '/', a '.', a '%' or a token id (which needs '_').
+const pathParamPattern = "[A-Za-z0-9-]{1,64}"
+
+// muxPath turns a policy path into a mux template: each parameter segment gets
+// pathParamPattern.
+func muxPath(path string) string {
+	segs := strings.Split(path, "/")
+	for i, seg := range segs {
+		if name, ok := policy.PathParam(seg); ok {
+			segs[i] = "{" + name + ":" + pathParamPattern + "}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+// passthroughPath is the upstream path of a passthrough call: the policy's, with its
+// parameters as the request matched them.
+func passthroughPath(r *http.Request, pt *policy.Passthrough) string {
+	if !strings.Contains(pt.Path, "{") {
+		return pt.Path
+	}
+	return r.URL.Path // matched segment by segment against muxPath(pt.Path)
+}
+
+// attemptTo records, durably, that the request is about to be forwarded to up.
+func (f *forward) attemptTo(r *http.Request, up policy.Upstream) error {
+	info(r).upstreamHost = up.Host()
+	return f.attempt(r)
 }
 
 // inject fills the card data of one token into the fields the policy names for the
@@ -127,6 +165,9 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, key Key, route 
 	}
 	up, _ := f.Policy.Upstream(route.Upstream)
 	if tok == "" {
+		if err := f.attemptTo(r, up); err != nil {
+			return err
+		}
 		return f.send(w, r, up, route.Path, body)
 	}
 	info(r).token = tok
@@ -135,6 +176,7 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, key Key, route 
 		return err
 	}
 	defer wipe(out)
+	info(r).injected = true
 	return f.send(w, r, up, route.Path, out)
 }
 
@@ -187,14 +229,17 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	}
 	var wrote atomic.Bool // once the request is written, a failure leaves its outcome unknown
 	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true); info(r).sent.Store(true) },
 	})
 	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
 		return err
 	}
 	out.GetBody = nil // never replayable
-	copyHeaders(out.Header, r.Header)
+	copyRequestHeaders(out.Header, r.Header)
+	// Explicit, so the Transport neither asks for gzip nor decodes it behind our back:
+	// whatever comes is decoded and scanned in scrubAnswer, or refused.
+	out.Header.Set("Accept-Encoding", "identity")
 	info(r).upstreamHost = up.Host()
 	release, err := f.Limiter.slot(r.Context(), f.Limiter.up, errUpstreamBusy)
 	if err != nil {
@@ -214,11 +259,14 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	if len(rb) > maxUpstreamBody {
 		return errUpstreamBody
 	}
-	rb = f.Redactor.Scrub(rb) // whatever its content type says: no route of the policy answers in binary
+	// Whatever its content type says: no route of the policy answers in binary.
+	if rb, err = scrubAnswer(f.Redactor, resp.Header, rb); err != nil {
+		return err
+	}
 	copyHeaders(w.Header(), resp.Header)
-	for _, vs := range w.Header() {
+	for name, vs := range w.Header() {
 		for i, v := range vs {
-			vs[i] = f.Redactor.String(v) // headers are part of the answer: a PAN in one is masked too
+			vs[i] = f.Redactor.Header(name, v) // headers are part of the answer: X-Card-Cvc, a PAN in one
 		}
 	}
 	w.WriteHeader(resp.StatusCode)
@@ -247,6 +295,9 @@ func (f *forward) metadata(w http.ResponseWriter, r *http.Request, key Key) erro
 		return errTokenNotFound
 	}
 	info(r).token = id
+	if err := f.attempt(r); err != nil {
+		return err
+	}
 	ctx, done, err := f.vaultCall(r.Context())
 	if err != nil {
 		return err
@@ -256,6 +307,6 @@ func (f *forward) metadata(w http.ResponseWriter, r *http.Request, key Key) erro
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, meta)
+	writeJSON(w, http.StatusOK, tokenDetails{viewOf(meta), meta.CreatedAt})
 	return nil
 }

@@ -216,7 +216,8 @@ func TestForwardRefusesExpiredTokensAndCVVs(t *testing.T) {
 
 func TestForwardAuthenticatesWithSecretKeysOnly(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, harnessOptions{})
+	// Every refused case comes from one address: more than its default burst.
+	h := newHarness(t, harnessOptions{limits: proxy.Limits{PerClientBurst: 100}})
 	tok := h.cardToken(t, testcards.Success, testcards.CVV)
 	tests := []struct {
 		name string

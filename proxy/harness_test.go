@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,7 @@ type harnessOptions struct {
 	transit         vault.Transit              // instead of the dev cipher (faultTransit still wraps it)
 	realRedis       bool                       // a real redis-server instead of miniredis (skips without one)
 	limits          proxy.Limits               // default proxy.DefaultLimits
+	trustedProxies  []netip.Prefix             // peers whose X-Forwarded-For names the client
 	timeouts        proxy.Timeouts             // of the three servers; default testTimeouts
 }
 
@@ -155,7 +157,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		Merchants: []proxy.Merchant{{ID: merchantA, Origins: []string{originA}}, {ID: merchantB, Origins: []string{originB}}},
 		Log:       h.log, Audit: h.auditor,
 		Redis: h.rdb, IdempotencySecret: []byte("harness idempotency secret, 32+ bytes"),
-		Limits:   o.limits,
+		Limits: o.limits, TrustedProxies: o.trustedProxies,
 		Upstream: proxy.UpstreamOptions{RootCAs: theCA(t).Pool, ConnectTimeout: 2 * time.Second, ResponseTimeout: o.responseTimeout},
 		Dev:      o.transit == nil, // the dev cipher, as `chdproxy dev` runs
 	})
@@ -205,7 +207,7 @@ func testPolicy(t testing.TB, base string) *policy.Policy {
 		t.Fatalf("default policy: %v", err)
 	}
 	lint := policy.LintOptions{Dev: strings.HasPrefix(base, "http:")}
-	pol, err := def.WithUpstreams(map[string]string{"chd-api": base, "api-gateway": base}, lint)
+	pol, err := def.WithUpstreams(map[string]string{"chd-api": base, "api-gateway": base, "transaction-export": base}, lint)
 	if err != nil {
 		t.Fatalf("policy upstreams: %v", err)
 	}
@@ -488,6 +490,13 @@ func (a *faultAuditor) Enqueue(r proxy.AuditRecord, failed func(error)) {
 		return
 	}
 	a.inner.Enqueue(r, failed)
+}
+
+func (a *faultAuditor) Health() error {
+	if a.fail.Load() {
+		return errAuditSink
+	}
+	return a.inner.Health()
 }
 
 // trapListener is a TCP listener that only counts connections: a place

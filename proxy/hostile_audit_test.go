@@ -4,8 +4,12 @@ package proxy_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,7 +53,9 @@ func TestHostile_AuditTrailOfAFullPaymentFlow(t *testing.T) {
 	del := h.fwd(t, merchantA, http.MethodDelete, "/v1/tokens/"+tok, nil, nil)
 	wantStatus(t, del, http.StatusNoContent)
 
-	recs := h.waitAudit(t, func(r []map[string]any) bool { return len(r) >= 8 })
+	recs := h.waitAudit(t, func(r []map[string]any) bool {
+		return slices.ContainsFunc(r, func(rec map[string]any) bool { return rec["event"] == "delete" && rec["outcome"] == "success" })
+	})
 	upHost := hostPort(t, h.upstream.URL)
 	pk, skA, skB := keyID(h.keys[merchantA][proxy.RolePublishable]), keyID(h.keys[merchantA][proxy.RoleSecret]), keyID(h.keys[merchantB][proxy.RoleSecret])
 	for i, r := range recs {
@@ -104,4 +110,183 @@ func TestHostile_AuditTrailOfAFullPaymentFlow(t *testing.T) {
 		}
 	}
 	h.assertNoCardData(t, secrets...)
+}
+
+// Every operation on card data or tokens, not only detokenization, needs its attempt
+// record durable first: with the sink failing nothing is tokenized, read, deleted
+// or forwarded.
+func TestHostile_AuditFailsClosedForEveryOperation(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	h.auditor.fail.Store(true)
+	tests := []struct {
+		name string
+		send func() *response
+	}{
+		{"tokenize", func() *response { return h.col(t, merchantA, cardFields(testcards.Visa, testcards.CVV), nil) }},
+		{"metadata read", func() *response { return h.fwd(t, merchantA, http.MethodGet, "/v1/tokens/"+tok, nil, nil) }},
+		{"token delete on forward", func() *response { return h.fwd(t, merchantA, http.MethodDelete, "/v1/tokens/"+tok, nil, nil) }},
+		{"token delete on admin", func() *response {
+			return h.do(t, http.MethodDelete, h.admin+"/v1/tokens/"+tok, nil, h.bearer(merchantA, proxy.RoleAdmin))
+		}},
+		{"passthrough", func() *response { return h.post(t, "/check", map[string]any{"order_id": h.orderID()}) }},
+		{"injection route without a token", func() *response {
+			return h.post(t, "/withdrawal/init", map[string]any{"account": "EUR-sandbox-payout", "order_id": h.orderID(), "amount": 100, "payment_method": "token"})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantError(t, tt.send(), http.StatusServiceUnavailable, "audit_unavailable")
+		})
+	}
+	h.wantUpstreamCalls(t, "", 0)
+	h.wantTokenKeys(t, 2) // the one token's record and CVV: nothing added, nothing deleted
+	h.auditor.fail.Store(false)
+	h.wantCVVKept(t, tok)
+	if !bytes.Contains(h.logs.Bytes(), []byte("audit write failed; request refused")) {
+		t.Error("the refusals are not in the log")
+	}
+}
+
+// Readiness names the audit trail: a replica that can write no record can do nothing.
+func TestHostile_ReadyzReportsAFailingAuditTrail(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ready := func(status int, body string) {
+		t.Helper()
+		r := h.do(t, http.MethodGet, h.admin+"/readyz", nil, nil)
+		if r.status != status || string(r.body) != body+"\n" {
+			t.Errorf("readyz: got %d %s, want %d %s", r.status, r.body, status, body)
+		}
+	}
+	ready(http.StatusOK, `{"status":"ready","checks":{"vault":"ok","redis":"ok","audit":"ok"}}`)
+	h.auditor.fail.Store(true)
+	ready(http.StatusServiceUnavailable, `{"status":"unavailable","checks":{"vault":"ok","redis":"ok","audit":"failing"}}`)
+	h.auditor.fail.Store(false)
+	ready(http.StatusOK, `{"status":"ready","checks":{"vault":"ok","redis":"ok","audit":"ok"}}`)
+}
+
+// wantUnready checks that /readyz answers 503 with the fixed body naming check
+// as failing.
+func (h *harness) wantUnready(t testing.TB, check string) {
+	t.Helper()
+	r := h.do(t, http.MethodGet, h.admin+"/readyz", nil, nil)
+	var body struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil || r.status != http.StatusServiceUnavailable ||
+		body.Status != "unavailable" || body.Checks[check] != "failing" || len(body.Checks) != 3 {
+		t.Errorf("readyz: got %d %s, want 503 with %s failing", r.status, r.body, check)
+	}
+	if r.header.Get("Retry-After") == "" {
+		t.Error("readyz: a 503 without Retry-After")
+	}
+}
+
+// Anyone can send requests without a key. They are answered and logged one by one,
+// but audited as a few summary records, not one fsynced record each: a flood of
+// them cannot fill the audit disk (after which payments would fail closed).
+func TestHostile_UnauthenticatedFloodIsSummarizedInTheAuditTrail(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	const n = 1000
+	kinds := []struct{ method, url, key, code string }{
+		{http.MethodPost, h.collect + "/v1/tokens", "Authorization", "unauthorized"},
+		{http.MethodPost, h.forward + "/initPaymentHost2Host", "Proxy-Authorization", "unauthorized"},
+		{http.MethodGet, h.forward + "/.env", "", "not_found"},
+		{http.MethodDelete, h.admin + "/v1/tokens/tok_x", "Authorization", "unauthorized"},
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				k := kinds[i%len(kinds)]
+				hdr := headers{}
+				if k.key != "" {
+					hdr[k.key] = "Bearer sk_" + strings.Repeat("x", 32)
+				}
+				r, err := h.send(k.method, k.url, []byte(`{}`), "application/json", hdr)
+				if err != nil || (r.code() != k.code && r.code() != "rate_limited") { // per-client limits refuse early
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if f := failed.Load(); f != 0 {
+		t.Fatalf("%d requests were not refused as expected", f)
+	}
+	if got := len(h.waitRequestLines(t, n)); got != n {
+		t.Errorf("access-log lines: got %d, want %d (one per request)", got, n)
+	}
+	time.Sleep(50 * time.Millisecond) // past the enqueue lag: a per-request record would be out
+	if recs := h.auditRecords(t); len(recs) != 0 {
+		t.Errorf("audit records before the summary: got %d, want 0", len(recs))
+	}
+	h.listeners.Close() // shutdown writes the summaries (every 10s otherwise)
+	counted := func(recs []map[string]any) (total float64) {
+		for _, r := range recs {
+			c, _ := r["count"].(float64)
+			total += c
+		}
+		return total
+	}
+	recs := h.waitAudit(t, func(r []map[string]any) bool { return counted(r) >= n })
+	// One summary per listener, route and code: a 401 or a 429 for each keyed route.
+	if len(recs) < len(kinds) || len(recs) > 2*len(kinds) {
+		t.Errorf("audit records: got %d, want %d to %d summaries", len(recs), len(kinds), 2*len(kinds))
+	}
+	for _, r := range recs {
+		if r["outcome"] != "denied" || r["source_ip"] != "127.0.0.1" || r["since"] == nil || r["listener"] == nil || r["count"] == nil {
+			t.Errorf("summary record %v: want outcome denied, a count, the source, since and listener", r)
+		}
+	}
+	if total := counted(recs); total != n {
+		t.Errorf("summaries count %v refusals, want %d", total, n)
+	}
+}
+
+// card_data_sent says when card data left chdproxy; "denied" means only that
+// chdproxy refused: a payment the upstream answered 400 is not denied.
+func TestHostile_OutcomeSaysWhetherCardDataLeft(t *testing.T) {
+	up := &fakeUpstream{respond: func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"status":0,"message":"invalid amount"}`))
+	}}
+	h := newHarness(t, harnessOptions{upstream: up})
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	sent := h.post(t, "/initPaymentHost2Host", cardPayment(h.orderID(), tok))
+	wantStatus(t, sent, http.StatusBadRequest)
+	check := h.post(t, "/check", map[string]any{"order_id": h.orderID()})
+	wantStatus(t, check, http.StatusBadRequest)
+	refused := h.post(t, "/initPaymentHost2Host", paymentBody(h.orderID(), map[string]any{"card_number": testcards.Visa}))
+	wantError(t, refused, http.StatusBadRequest, "raw_card_data")
+	if up.arrivals("") != 2 {
+		t.Fatalf("upstream arrivals: got %d, want 2", up.arrivals(""))
+	}
+	outcomes := map[string]map[string]any{}
+	h.waitAudit(t, func(recs []map[string]any) bool {
+		for _, r := range recs {
+			if r["outcome"] != "attempt" {
+				outcomes[r["request_id"].(string)] = r
+			}
+		}
+		return len(outcomes) >= 4
+	})
+	for _, tt := range []struct {
+		name     string
+		r        *response
+		outcome  string
+		cardSent any
+	}{
+		{"a payment answered 400", sent, "upstream_declined", true},
+		{"a passthrough answered 400", check, "upstream_declined", nil},
+		{"raw card data refused by chdproxy", refused, "denied", nil},
+	} {
+		rec := outcomes[tt.r.header.Get("X-Request-Id")]
+		if rec["outcome"] != tt.outcome || rec["card_data_sent"] != tt.cardSent {
+			t.Errorf("%s: got outcome %v, card_data_sent %v; want %s, %v", tt.name, rec["outcome"], rec["card_data_sent"], tt.outcome, tt.cardSent)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -115,6 +116,40 @@ func TestHostile_PublishableKeyOnForward(t *testing.T) {
 	h.wantUpstreamCalls(t, "", 0)
 	if !h.hasCVV(t, merchantA, tok) {
 		t.Error("the CVV was consumed")
+	}
+}
+
+// One digest listed for two roles or two merchants would let one key open both
+// (the public pk_ the forward listener): Add refuses it, whichever comes first,
+// and the key keeps only the role and merchant it was first added with.
+func TestHostile_OneKeyDigestForTwoRolesOrMerchants(t *testing.T) {
+	ring, keys := generateKeys(t, merchantA)
+	pk, sk := keys[merchantA][proxy.RolePublishable], keys[merchantA][proxy.RoleSecret]
+	attempts := []struct {
+		merchant string
+		role     proxy.Role
+		secret   string
+	}{
+		{merchantA, proxy.RoleSecret, pk},      // the public key as a secret key
+		{merchantA, proxy.RoleAdmin, pk},       // … or as an admin key
+		{merchantB, proxy.RoleSecret, pk},      // … or as another merchant's secret key
+		{merchantA, proxy.RolePublishable, sk}, // the secret key as a publishable key
+		{merchantB, proxy.RoleSecret, sk},      // the same secret key for two merchants
+	}
+	for _, a := range attempts {
+		if err := ring.Add(a.merchant, a.role, proxy.KeyDigest(a.secret)); !errors.Is(err, proxy.ErrDuplicateKey) {
+			t.Errorf("Add(%s, %s, digest of the %s key): got %v, want ErrDuplicateKey", a.merchant, a.role, a.secret[:3], err)
+		}
+	}
+	for _, role := range []proxy.Role{proxy.RoleSecret, proxy.RoleAdmin} {
+		if _, err := ring.Authenticate(pk, role); err == nil {
+			t.Errorf("the publishable key authenticates for the %s role", role)
+		}
+	}
+	for secret, role := range map[string]proxy.Role{pk: proxy.RolePublishable, sk: proxy.RoleSecret} {
+		if k, err := ring.Authenticate(secret, role); err != nil || k.Merchant != merchantA {
+			t.Errorf("Authenticate(%s key): got %v, %v, want merchant %s", role, k, err, merchantA)
+		}
 	}
 }
 

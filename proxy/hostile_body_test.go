@@ -8,10 +8,14 @@ package proxy_test
 import (
 	"bytes"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chdproxy/chdproxy/internal/testcards"
+	"github.com/chdproxy/chdproxy/proxy"
 )
 
 func TestHostile_OversizedBodyOnCollect(t *testing.T) {
@@ -181,4 +185,81 @@ func TestHostile_UnsupportedMediaType(t *testing.T) {
 			http.StatusUnsupportedMediaType, "unsupported_media_type")
 	}
 	h.wantUpstreamCalls(t, "", 0)
+}
+
+func TestHostile_CaseVariantSecretFieldAlone(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	tok2 := h.cardToken(t, testcards.Decline, testcards.CVV)
+	// The body names the token for the card number only; a raw CVV rides beside it under
+	// a key the policy does not name exactly, which an upstream reading keys in any case
+	// would take for card_cvv.
+	pay := cardPayment(h.orderID(), tok)
+	delete(pay, "card_cvv")
+	for _, extra := range []string{
+		`"Card_CVV":"` + testcards.CVV + `"`, `"CARD_CVV":"` + testcards.CVV + `"`, `"card_Cvv":` + testcards.CVV,
+		`"Card_CVV":""`, `"Card_CVV":null`, `"Apple_Pay_DPan":"` + testcards.DPANApple + `"`,
+	} {
+		wantError(t, h.post(t, "/initPaymentHost2Host", withRaw(t, pay, extra)), http.StatusBadRequest, "raw_card_data")
+	}
+	wantError(t, h.post(t, "/initPaymentHost2Host", withRaw(t, pay, `"Card_CVV":"`+tok2+`"`)), http.StatusBadRequest, "token_not_allowed")
+	// The same on the other card route that fills a CVV.
+	wantError(t, h.post(t, "/authorize", withRaw(t, pay, `"cARD_cvv":"`+testcards.CVV+`"`)), http.StatusBadRequest, "raw_card_data")
+	h.wantUpstreamCalls(t, "", 0)
+	h.wantCVVKept(t, tok, tok2)
+}
+
+// Linear time is shown by TestWalkObjectFoldsEachKeyOnce and measured by
+// BenchmarkParseObjectManyFields; here: a duplicate after 7,000 keys is still found.
+func TestHostile_ManyFieldsBodyFindsTheLastDuplicate(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	var b strings.Builder
+	b.WriteString(`{"order_id":"` + h.orderID() + `"`)
+	for i := range 7000 { // about 56 KiB, under the forward limit
+		b.WriteString(`,"` + strconv.FormatInt(int64(i), 36) + `":0`)
+	}
+	many := b.String() + "}"
+	// 7,000 distinct keys, then one that folds onto "a".
+	wantError(t, h.post(t, "/check", many[:len(many)-1]+`,"A":0}`), http.StatusBadRequest, "duplicate_field")
+	h.post(t, "/check", many)
+	h.wantUpstreamCalls(t, "/check", 1) // the sandbox answers 404 for the unknown order
+}
+
+func TestHostile_AmbiguousContentType(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	card := string(mustJSON(t, cardFields(testcards.Success, testcards.CVV)))
+	pay := string(mustJSON(t, cardPayment(h.orderID(), tok)))
+	collectAuth := []string{"Host: x", "Authorization: Bearer " + h.keys[merchantA][proxy.RolePublishable], "Origin: " + originA}
+	forwardAuth := []string{"Host: x", "Proxy-Authorization: Bearer " + h.keys[merchantA][proxy.RoleSecret], "Authorization: " + testcards.BasicAuth}
+	for name, types := range map[string][]string{
+		"two Content-Type headers":       {"application/json", "application/x-www-form-urlencoded"},
+		"the same type twice":            {"application/json", "application/json"},
+		"a charset other than UTF-8":     {"application/json; charset=utf-16"},
+		"a parameter other than charset": {"application/json; boundary=x"},
+	} {
+		var ct []string
+		for _, v := range types {
+			ct = append(ct, "Content-Type: "+v)
+		}
+		for _, c := range []struct {
+			addr, line, body string
+			auth             []string
+		}{
+			{h.colAddr, "POST /v1/tokens HTTP/1.1", card, collectAuth},
+			{h.fwdAddr, "POST /initPaymentHost2Host HTTP/1.1", pay, forwardAuth},
+			{h.fwdAddr, "POST /check HTTP/1.1", `{"order_id":"x"}`, forwardAuth},
+		} {
+			hdrs := append(append(slices.Clone(c.auth), ct...), "Content-Length: "+strconv.Itoa(len(c.body)), "Connection: close")
+			resps, _ := h.raw(t, c.addr, rawRequest(c.line, hdrs, c.body), 2*time.Second)
+			if len(resps) != 1 {
+				t.Fatalf("%s, %s: got answers %v, want one", name, c.line, statuses(resps))
+			}
+			wantError(t, resps[0], http.StatusUnsupportedMediaType, "ambiguous_content_type")
+		}
+	}
+	// charset=utf-8 in any case is what browsers send: still accepted.
+	wantStatus(t, h.col(t, merchantA, card, headers{"Content-Type": "application/json; charset=UTF-8"}), http.StatusCreated)
+	h.wantUpstreamCalls(t, "", 0)
+	h.wantCVVKept(t, tok)
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,21 +224,23 @@ func TestHostile_NonCanonicalPaths(t *testing.T) {
 
 func TestHostile_UnknownRoutesAndMethods(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
-	for _, p := range []string{"/.env", "/debug/pprof/", "/metrics", "/v1/tokens", "/admin", "/aggregation-service/public/transaction/excel"} {
+	for _, p := range []string{"/.env", "/debug/pprof/", "/metrics", "/v1/tokens", "/admin", "/aggregation-service/public/transaction/excel/task"} {
 		wantError(t, h.fwd(t, merchantA, http.MethodGet, p, nil, nil), http.StatusNotFound, "not_found")
 	}
 	wantError(t, h.fwd(t, merchantA, http.MethodPatch, "/initPaymentHost2Host", map[string]any{}, nil), http.StatusMethodNotAllowed, "method_not_allowed")
 	wantError(t, h.fwd(t, merchantA, http.MethodPut, "/check", map[string]any{}, nil), http.StatusMethodNotAllowed, "method_not_allowed")
 	wantError(t, h.do(t, http.MethodGet, h.collect+"/v1/tokens", nil, nil), http.StatusMethodNotAllowed, "method_not_allowed")
-	recs := h.waitAudit(t, func(r []map[string]any) bool { return len(r) >= 9 })
-	probes := 0
+	h.listeners.Close() // writes the summaries of requests refused before any key
+	recs := h.waitAudit(t, func(r []map[string]any) bool { return len(r) >= 3 })
+	probes := 0.0
 	for _, r := range recs {
 		if r["event"] == "unknown_route" && r["outcome"] == "denied" {
-			probes++
+			n, _ := r["count"].(float64)
+			probes += n
 		}
 	}
 	if probes != 9 {
-		t.Errorf("got %d unknown_route audit records, want 9: probing is an access attempt", probes)
+		t.Errorf("unknown_route audit summaries count %v probes, want 9: probing is an access attempt", probes)
 	}
 	h.wantUpstreamCalls(t, "", 0)
 }
@@ -269,4 +272,150 @@ func dripUntilClosed(c net.Conn, gap, wait time.Duration, piece func(i int) (str
 	got, err := io.ReadAll(c)
 	var ne net.Error
 	return got, errors.As(err, &ne) && ne.Timeout(), time.Since(start)
+}
+
+func TestHostile_HugeContentLengthAnsweredBeforeBody(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	fwd := []string{"Host: x", "Proxy-Authorization: Bearer " + h.keys[merchantA][proxy.RoleSecret], "Authorization: " + testcards.BasicAuth, "Content-Type: application/json"}
+	col := []string{"Host: x", "Authorization: Bearer " + h.keys[merchantA][proxy.RolePublishable], "Origin: " + originA, "Content-Type: application/json"}
+	for _, c := range []struct {
+		name, addr, line string
+		hdrs             []string
+	}{
+		{"3 MB to a payment route", h.fwdAddr, "POST /initPaymentHost2Host HTTP/1.1", append(slices.Clone(fwd), "Content-Length: 3000000")},
+		{"3 MB through the idempotency layer", h.fwdAddr, "POST /check HTTP/1.1", append(slices.Clone(fwd), "Content-Length: 3000000", "Idempotency-Key: huge-1")},
+		{"40 KiB to collect, whose limit is 32 KiB", h.colAddr, "POST /v1/tokens HTTP/1.1", append(slices.Clone(col), "Content-Length: 40960")},
+	} {
+		// Headers only: a server that waits for the body, or asks for it with
+		// 100 Continue, never answers with 413.
+		resps, _ := h.raw(t, c.addr, rawRequest(c.line, append(c.hdrs, "Expect: 100-continue"), ""), time.Second)
+		if len(resps) == 0 {
+			t.Errorf("%s: no answer without the body, want 413 at once", c.name)
+			continue
+		}
+		if resps[0].status == http.StatusContinue {
+			t.Errorf("%s: got 100 Continue, want 413 before the body is asked for", c.name)
+			continue
+		}
+		wantError(t, resps[0], http.StatusRequestEntityTooLarge, "body_too_large")
+	}
+	h.wantUpstreamCalls(t, "", 0)
+}
+
+// headerRecorder is an upstream that keeps the headers of the last request.
+type headerRecorder struct {
+	mu  sync.Mutex
+	got http.Header
+}
+
+func (u *headerRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.got = r.Header.Clone()
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"status":1}`))
+}
+
+func (u *headerRecorder) last() http.Header {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.got
+}
+
+func TestHostile_RequestHeadersGoUpstreamByAllowlist(t *testing.T) {
+	up := &headerRecorder{}
+	h := newHarness(t, harnessOptions{upstream: up})
+	sent := headers{
+		"Accept": "application/json", "Cookie": "session=s3cr3t", "Forwarded": "for=10.1.2.3", "X-Forwarded-For": "10.1.2.3",
+		"X-Forwarded-Host": "internal.example", "X-Real-Ip": "10.1.2.3", "X-Api-Key": "key-0123", "Idempotency-Key": "hdr-1",
+		"X-Request-Id": "req-from-client", "Traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"X-Http-Method-Override": "DELETE", "X-Original-Url": "/admin", "Accept-Language": "de",
+	}
+	wantStatus(t, h.fwd(t, merchantA, http.MethodPost, "/check", map[string]any{"order_id": "o-1"}, sent), http.StatusOK)
+	got := up.last()
+	want := map[string]string{"Authorization": testcards.BasicAuth, "Content-Type": "application/json", "Accept": "application/json"}
+	for k, v := range want {
+		if g := got.Values(k); len(g) != 1 || g[0] != v {
+			t.Errorf("upstream %s: got %q, want %q", k, g, v)
+		}
+	}
+	// What net/http's client adds itself may be there too; nothing else.
+	for k := range got {
+		if _, ok := want[k]; !ok && k != "User-Agent" && k != "Accept-Encoding" && k != "Content-Length" {
+			t.Errorf("upstream received %s: got %q, want it dropped", k, got.Values(k))
+		}
+	}
+	// Authorization goes upstream only as the merchant's Basic credential.
+	wantStatus(t, h.fwd(t, merchantA, http.MethodPost, "/check", map[string]any{"order_id": "o-2"}, headers{"Authorization": "Bearer other-service-token"}), http.StatusOK)
+	if g := up.last().Values("Authorization"); len(g) != 0 {
+		t.Errorf("upstream Authorization: got %q, want none for a non-Basic scheme", g)
+	}
+}
+
+const exportPath = "/aggregation-service/public/transaction/excel"
+
+func TestHostile_TransactionExportReachesTheSandbox(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	r := h.fwd(t, merchantA, http.MethodPost, exportPath, map[string]any{"type": "Payment", "status": 2, "dateFrom": 0, "dateTo": time.Now().UnixMilli()}, nil)
+	wantStatus(t, r, http.StatusOK)
+	id, _ := r.object(t)["id"].(string)
+	if id == "" {
+		t.Fatalf("create task: got %s, want a task id", r.body)
+	}
+	st := h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/"+id, nil, nil)
+	wantStatus(t, st, http.StatusOK)
+	if got := st.object(t)["status"]; got != float64(2) {
+		t.Errorf("task status: got %v, want 2", got)
+	}
+	// The xlsx itself reaches the sandbox too; whether it is relayed is the answer
+	// scrubber's decision (a zip is not text it can check for card data).
+	h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/"+id+"/result", nil, nil)
+	h.wantUpstreamCalls(t, exportPath, 1)
+	h.wantUpstreamCalls(t, exportPath+"/task/"+id, 1)
+	h.wantUpstreamCalls(t, exportPath+"/task/"+id+"/result", 1)
+}
+
+func TestHostile_TransactionExportAnswerIsScrubbed(t *testing.T) {
+	up := &fakeUpstream{respond: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"641def1d70836759e8af7dd4","status":2,"note":"card ` + testcards.Success + `"}`))
+	}}
+	h := newHarness(t, harnessOptions{upstream: up})
+	for _, r := range []*response{
+		h.fwd(t, merchantA, http.MethodPost, exportPath, map[string]any{"type": "Payment", "status": 2, "dateFrom": 0, "dateTo": 1}, nil),
+		h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/641def1d70836759e8af7dd4", nil, nil),
+	} {
+		wantStatus(t, r, http.StatusOK)
+		if bytes.Contains(r.body, []byte(testcards.Success)) || !bytes.Contains(r.body, []byte("641def1d70836759e8af7dd4")) {
+			t.Errorf("answer: got %s, want the card number masked and the task id kept", r.body)
+		}
+	}
+}
+
+func TestHostile_TransactionExportTaskIDs(t *testing.T) {
+	up := &fakeUpstream{}
+	h := newHarness(t, harnessOptions{upstream: up})
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	for _, c := range []struct {
+		id     string
+		status int
+		code   string
+	}{
+		{testcards.Success, http.StatusBadRequest, "raw_card_data"}, // a PAN in the path
+		{tok, http.StatusNotFound, "not_found"},                     // '_' is not in a task id
+		{"..", http.StatusNotFound, "not_found"},
+		{"a%2F..%2F..%2Fcheck", http.StatusNotFound, "not_found"},
+		{"a.b", http.StatusNotFound, "not_found"},
+		{strings.Repeat("a", 65), http.StatusNotFound, "not_found"},
+	} {
+		wantError(t, h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/"+c.id, nil, nil), c.status, c.code)
+	}
+	if n := up.arrivals(""); n != 0 {
+		t.Fatalf("upstream calls: got %d, want 0", n)
+	}
+	wantStatus(t, h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/641def1d70836759e8af7dd4/result", nil, nil), http.StatusOK)
+	if n := up.arrivals(exportPath + "/task/641def1d70836759e8af7dd4/result"); n != 1 {
+		t.Errorf("upstream calls at the task's result path: got %d, want 1", n)
+	}
+	h.wantCVVKept(t, tok)
 }

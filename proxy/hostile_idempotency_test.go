@@ -5,7 +5,14 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,19 +24,30 @@ import (
 func TestHostile_IdempotentReplayMakesNoSecondUpstreamCall(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	tok := h.cardToken(t, testcards.Success, testcards.CVV)
-	body := mustJSON(t, cardPayment(h.orderID(), tok))
-	idem := headers{"Idempotency-Key": "pay-once-1"}
+	h.payAndReplay(t, mustJSON(t, cardPayment(h.orderID(), tok)), headers{"Idempotency-Key": "pay-once-1"})
+}
+
+// payAndReplay pays with body twice under idem: one upstream call, and the second
+// answer is the first one replayed.
+func (h *harness) payAndReplay(t *testing.T, body []byte, idem headers) {
+	t.Helper()
 	first := h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", body, idem)
 	wantStatus(t, first, http.StatusOK)
 	second := h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", body, idem)
 	wantStatus(t, second, http.StatusOK)
+	wantReplayOf(t, first, second)
+	h.wantUpstreamCalls(t, "/initPaymentHost2Host", 1)
+}
+
+// wantReplayOf checks that second is first replayed.
+func wantReplayOf(t *testing.T, first, second *response) {
+	t.Helper()
 	if !bytes.Equal(first.body, second.body) {
 		t.Errorf("replayed answer differs:\n got %s\nwant %s", second.body, first.body)
 	}
 	if second.header.Get("Idempotent-Replayed") != "true" {
 		t.Error("the replay is not marked Idempotent-Replayed")
 	}
-	h.wantUpstreamCalls(t, "/initPaymentHost2Host", 1)
 }
 
 func TestHostile_IdempotencyKeyReusedWithAnotherBody(t *testing.T) {
@@ -158,4 +176,149 @@ func TestHostile_IdempotentReplaysAreRateLimitedAndAudited(t *testing.T) {
 			t.Errorf("access-log line %v: want merchant %q and key %q", line, merchantA, sk)
 		}
 	}
+}
+
+// idemRecords reads the stored idempotency records raw from Redis, by key.
+func (h *harness) idemRecords(t testing.TB) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, k := range h.redisKeys(t) {
+		if !strings.HasPrefix(k, "chd:idem:") {
+			continue
+		}
+		b, err := h.rdb.Get(context.Background(), k).Bytes()
+		if err != nil {
+			t.Fatalf("GET idempotency record: %v", err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("idempotency record is not JSON: %v", err)
+		}
+		out[k] = m
+	}
+	return out
+}
+
+// idemBindings returns the binding of each stored record, in the order of the
+// Idempotency-Keys given (the Redis key ends in a digest of the Idempotency-Key).
+func (h *harness) idemBindings(t testing.TB, idemKeys ...string) []string {
+	t.Helper()
+	recs := h.idemRecords(t)
+	var out []string
+	for _, ik := range idemKeys {
+		sum := sha256.Sum256([]byte(ik))
+		found := ""
+		for k, rec := range recs {
+			if strings.HasSuffix(k, ":"+hex.EncodeToString(sum[:16])) {
+				found, _ = rec["binding"].(string)
+			}
+		}
+		if found == "" {
+			t.Fatalf("no stored record with a binding for Idempotency-Key %q", ik)
+		}
+		out = append(out, found)
+	}
+	return out
+}
+
+// A tokenize record holds no card data and no hash of it under a key outside Vault:
+// its fields are the state, a binding and the answer; the binding is the same when
+// only the CVV changes (the CVV is no input) and differs with the card (which is
+// bound, through Vault's HMAC key: no digest under the proxy's own key matches).
+func TestHostile_IdempotencyRecordHoldsNoCardData(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	otherCVV := testcards.CVVMastercard
+	if otherCVV == testcards.CVV {
+		t.Fatal("testcards.CVVMastercard must differ from testcards.CVV")
+	}
+	sent := map[string]map[string]string{
+		"bind-cvv-a": cardFields(testcards.Success, testcards.CVV),
+		"bind-cvv-b": cardFields(testcards.Success, otherCVV),
+		"bind-pan":   cardFields(testcards.Decline, testcards.CVV),
+	}
+	for ik, f := range sent {
+		wantStatus(t, h.col(t, merchantA, f, headers{"Idempotency-Key": ik}), http.StatusCreated)
+	}
+	b := h.idemBindings(t, "bind-cvv-a", "bind-cvv-b", "bind-pan")
+	if b[0] != b[1] {
+		t.Error("the binding changed with the CVV alone: the CVV is an input of a stored digest")
+	}
+	if b[0] == b[2] {
+		t.Error("two cards gave one binding: the record is not bound to its card")
+	}
+	// Digests anyone holding the proxy's idempotency secret could compute.
+	secret := []byte("harness idempotency secret, 32+ bytes")
+	var guesses []string
+	for _, f := range sent {
+		body := mustJSON(t, f)
+		guesses = append(guesses, localMAC(secret, "POST", "/v1/tokens", "", string(body)))
+		for _, v := range []string{f["card_number"], f["card_cvv"], f["card_number"] + f["card_cvv"]} {
+			guesses = append(guesses, localMAC(secret, v), localMAC(secret, v, ""))
+		}
+	}
+	for k, rec := range h.idemRecords(t) {
+		for field := range rec {
+			if !slices.Contains([]string{"state", "binding", "status", "content_type", "body"}, field) {
+				t.Errorf("record %s has field %q", k, field)
+			}
+		}
+		if rec["state"] != "done" {
+			t.Errorf("record %s: state %v, want done", k, rec["state"])
+		}
+		if slices.Contains(guesses, rec["binding"].(string)) {
+			t.Errorf("record %s: the binding is a digest of card data under the proxy's own key", k)
+		}
+		if ttl := h.rdb.PTTL(context.Background(), k).Val(); ttl <= 0 || ttl > h.pol.Tokens.CVV {
+			t.Errorf("record %s lives %v, want at most the CVV lifetime %v", k, ttl, h.pol.Tokens.CVV)
+		}
+	}
+}
+
+// localMAC is HMAC-SHA256 under key of parts, each ended by a NUL, in hex: how the
+// proxy digests what is not card data.
+func localMAC(key []byte, parts ...string) string {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// chdproxy's own refusals free the key: a corrected retry under the same key runs.
+// The answer a replay returns is still the first success.
+func TestHostile_IdempotencyRefusalDoesNotLockTheKey(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	idem := headers{"Idempotency-Key": "fix-and-retry"}
+	wantError(t, h.col(t, merchantA, cardFields(testcards.BadLuhn, testcards.CVV), idem), http.StatusBadRequest, "invalid_card_checksum")
+	first := h.col(t, merchantA, cardFields(testcards.Success, testcards.CVV), idem)
+	wantStatus(t, first, http.StatusCreated)
+	again := h.col(t, merchantA, cardFields(testcards.Success, testcards.CVV), idem)
+	wantStatus(t, again, http.StatusCreated)
+	wantReplayOf(t, first, again)
+	tok := first.object(t)["token"].(string)
+
+	fwdIdem := headers{"Idempotency-Key": "fix-and-retry-forward"}
+	unknown := randomTokenID(t, tok)
+	wantError(t, h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", cardPayment(h.orderID(), unknown), fwdIdem), http.StatusNotFound, "token_not_found")
+	wantError(t, h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", withRaw(t, cardPayment(h.orderID(), tok), `"note":"`+tok+`"`), fwdIdem), http.StatusBadRequest, "token_not_allowed")
+	h.payAndReplay(t, mustJSON(t, cardPayment(h.orderID(), tok)), fwdIdem)
+}
+
+// A forward body with a CVV in the clear is refused before it is digested: it never
+// meets the stored record of its key (which would answer "reused"), and no digest of
+// it is stored.
+func TestHostile_IdempotencyClearCVVRefusedBeforeDigest(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	idem := headers{"Idempotency-Key": "clear-cvv"}
+	wantStatus(t, h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", cardPayment(h.orderID(), tok), idem), http.StatusOK)
+	before := h.idemRecords(t)
+	clear := paymentBody(h.orderID(), map[string]any{"payment_method": "card", "card_number": tok, "card_cvv": testcards.CVV})
+	wantError(t, h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", clear, idem), http.StatusBadRequest, "raw_card_data")
+	wantError(t, h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", clear, headers{"Idempotency-Key": "clear-cvv-new"}), http.StatusBadRequest, "raw_card_data")
+	if after := h.idemRecords(t); len(after) != len(before) {
+		t.Errorf("got %d idempotency records, want %d: a refused clear CVV left one", len(after), len(before))
+	}
+	h.wantUpstreamCalls(t, "", 1)
 }

@@ -4,10 +4,15 @@ package proxy_test
 // double spending of a CVV.
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/chdproxy/chdproxy/internal/testcards"
 )
@@ -106,4 +111,46 @@ func TestHostile_PaymentMethodDoesNotMatchToken(t *testing.T) {
 	h.wantCVVKept(t, tok)
 	// The wallet token was not consumed either.
 	wantStatus(t, h.post(t, "/initPaymentHost2Host", paymentBody(h.orderID(), map[string]any{"payment_method": "applePayDPan", "apple_pay_dpan": wallet})), http.StatusOK)
+}
+
+// tokenKey is the Redis key of merchant A's token record ("rec") or CVV ("cvv").
+func tokenKey(space, tok string) string { return "chd:" + space + ":" + merchantA + ":{" + tok + "}" }
+
+// With write access to Redis, an attacker extends a token's lifetime or changes its
+// kind or BIN: the record no longer decrypts and nothing is injected or sent.
+func TestHostile_TamperedTokenRecordIsRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	for _, edit := range []func(r map[string]any){
+		func(r map[string]any) {
+			r["expires_at"] = time.Now().Add(365 * 24 * time.Hour).UTC().Format(time.RFC3339Nano)
+		},
+		func(r map[string]any) { r["cvv_expires_at"] = time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano) },
+		func(r map[string]any) { r["card"].(map[string]any)["bin"] = testcards.Decline[:8] },
+	} {
+		tok := h.cardToken(t, testcards.Success, testcards.CVV)
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(h.rdb.Get(ctx, tokenKey("rec", tok)).Val()), &rec); err != nil {
+			t.Fatal(err)
+		}
+		edit(rec)
+		h.rdb.Set(ctx, tokenKey("rec", tok), mustJSON(t, rec), redis.KeepTTL)
+		wantError(t, h.post(t, "/initPaymentHost2Host", cardPayment(h.orderID(), tok)), http.StatusInternalServerError, "internal_error")
+	}
+	h.wantUpstreamCalls(t, "", 0)
+}
+
+// A consumed CVV's ciphertext, put back into Redis, is not injected again.
+func TestHostile_RestoredCVVIsNotInjectedAgain(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	ctx := context.Background()
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	ct := h.rdb.Get(ctx, tokenKey("cvv", tok)).Val()
+	wantStatus(t, h.post(t, "/initPaymentHost2Host", cardPayment(h.orderID(), tok)), http.StatusOK)
+	h.rdb.Set(ctx, tokenKey("cvv", tok), ct, time.Minute)
+	if h.hasCVV(t, merchantA, tok) {
+		t.Error("a restored CVV shows as available")
+	}
+	wantError(t, h.post(t, "/initPaymentHost2Host", cardPayment(h.orderID(), tok)), http.StatusConflict, "cvv_unavailable")
+	h.wantUpstreamCalls(t, "", 1)
 }

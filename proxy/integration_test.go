@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,8 +35,12 @@ func TestIntegrationTokenizePayCheckOnRealRedisAndVault(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := h.tokenize(t, merchantA, cardFields(tt.pan, tt.cvv))
-			if m.Card == nil || m.Card.Last4 != tt.pan[len(tt.pan)-4:] || !strings.HasPrefix(m.Fingerprint, "fp_") {
-				t.Fatalf("tokenize: got card %+v fingerprint %q, want last4 %s and an fp_ fingerprint", m.Card, m.Fingerprint, tt.pan[len(tt.pan)-4:])
+			if m.Card == nil || m.Card.Last4 != tt.pan[len(tt.pan)-4:] || m.Fingerprint != "" {
+				t.Fatalf("tokenize: got card %+v fingerprint %q, want last4 %s and no fingerprint", m.Card, m.Fingerprint, tt.pan[len(tt.pan)-4:])
+			}
+			// The record keeps Vault's HMAC fingerprint; no answer shows it.
+			if rec, err := h.vault.Metadata(context.Background(), merchantA, m.Token); err != nil || !strings.HasPrefix(rec.Fingerprint, "fp_") {
+				t.Fatalf("stored fingerprint: got %q (%v), want an fp_ fingerprint", rec.Fingerprint, err)
 			}
 			// What Redis holds is Vault ciphertext, not the dev cipher's.
 			var sawVaultCiphertext bool

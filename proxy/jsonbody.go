@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -23,11 +24,13 @@ type jsonField struct {
 // It validates the whole body with json.Valid (no allocation), then walks only the top
 // level by hand: encoding/json's Decoder costs ~300 allocations for a SmartPayments body.
 func parseObject(body []byte) ([]jsonField, error) {
-	return walkObject(body, strings.EqualFold)
+	return walkObject(body, foldKey)
 }
 
-// walkObject is parseObject with the test for duplicate keys given.
-func walkObject(body []byte, sameKey func(a, b string) bool) ([]jsonField, error) {
+// walkObject is parseObject with the duplicate test given as a key function: two keys
+// are duplicates when keyOf maps them to the same string. A map of those keys keeps
+// the check linear: a body of thousands of fields must not cost quadratic time.
+func walkObject(body []byte, keyOf func(string) string) ([]jsonField, error) {
 	if !utf8.Valid(body) {
 		return nil, errInvalidText
 	}
@@ -40,15 +43,16 @@ func walkObject(body []byte, sameKey func(a, b string) bool) ([]jsonField, error
 		return nil, errInvalidJSON
 	}
 	fields := make([]jsonField, 0, 24)
+	seen := make(map[string]struct{}, 24)
 	i = skipSpace(body, i+1)
 	for body[i] != '}' {
 		kend := stringEnd(body, i)
 		key := unquote(body[i:kend])
-		for _, f := range fields {
-			if sameKey(f.key, key) {
-				return nil, errDuplicateField
-			}
+		k := keyOf(key)
+		if _, dup := seen[k]; dup {
+			return nil, errDuplicateField
 		}
+		seen[k] = struct{}{}
 		i = skipSpace(body, skipSpace(body, kend)+1) // past the colon
 		end := valueEnd(body, i)
 		f := jsonField{key: key, start: i, end: end}
@@ -62,6 +66,43 @@ func walkObject(body []byte, sameKey func(a, b string) bool) ([]jsonField, error
 		}
 	}
 	return fields, nil
+}
+
+// foldKey maps s to one representative of its case-folding class, so that
+// strings.EqualFold(a, b) holds exactly when foldKey(a) == foldKey(b). Lower-casing
+// is not enough: "σ" and "ς" fold together but lower-case apart.
+func foldKey(s string) string {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf && (s[i] < 'A' || s[i] > 'Z') {
+		i++
+	}
+	if i == len(s) {
+		return s // the common case, ASCII without upper case: no allocation
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		b.WriteRune(foldRune(r))
+	}
+	return b.String()
+}
+
+// foldRune returns the same rune for every member of r's unicode.SimpleFold orbit:
+// its ASCII lower-case letter when the orbit has one (K, k and the Kelvin sign give
+// k), else the orbit's smallest rune.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		return unicode.ToLower(r)
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < utf8.RuneSelf {
+			return unicode.ToLower(f)
+		}
+		least = min(least, f)
+	}
+	return least
 }
 
 func skipSpace(b []byte, i int) int {

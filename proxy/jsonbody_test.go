@@ -3,8 +3,10 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -60,6 +62,7 @@ var parseObjectSeeds = []string{
 	`{"a":"x","A":"y"}`, `{"K":1,"\u212a":2}`, `{"a":1}{}`, `{"a":1,}`, `{"a" 1}`, `[]`, `"s"`,
 	`{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `{"a":01}`, "{\r\n\t\"a\" :\t\"b\" ,\n\"c\": [ 1 , 2 ] }\n",
 	`{"card_number":"tok_4fH8sK2pLq9ZxT7vWm3Rb1","amount":1000}`, ``, `{`, `{"a":"b`,
+	`{"σ":1,"ς":2}`, `{"ς":1,"Σ":2}`, `{"ſ":1,"S":2}`, `{"Card_CVV":1,"card_cvv":2}`, `{"é":1,"É":2,"e":3}`,
 }
 
 func TestParseObjectAgreesWithDecoder(t *testing.T) {
@@ -108,6 +111,41 @@ func checkParseObject(t *testing.T, body []byte) {
 	for i := range got {
 		if got[i] != want[i] {
 			t.Fatalf("%q: field %d = %+v, decoder %+v", body, i, got[i], want[i])
+		}
+	}
+}
+
+// manyFieldsBody is a body of 4,500 short distinct fields (about 33 KiB, within the
+// forward limit): the shape that made a quadratic duplicate-key check cost ~100 ms.
+func manyFieldsBody() []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i := range 4500 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"%s":0`, strconv.FormatInt(int64(i), 36))
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+func TestWalkObjectFoldsEachKeyOnce(t *testing.T) {
+	body := manyFieldsBody()
+	calls := 0
+	fields, err := walkObject(body, func(k string) string { calls++; return foldKey(k) })
+	if err != nil || calls != len(fields) || len(fields) != 4500 {
+		t.Fatalf("got %d fields (err %v) and %d key calls, want 4500 and one call per key", len(fields), err, calls)
+	}
+}
+
+func BenchmarkParseObjectManyFields(b *testing.B) {
+	body := manyFieldsBody()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseObject(body); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

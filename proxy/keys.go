@@ -46,6 +46,10 @@ func KeyDigest(secret string) string {
 	return "sha256:" + hex.EncodeToString(d[:])
 }
 
+// ErrDuplicateKey: a digest is registered once. Listed for two roles or two
+// merchants, one key would open both (a public pk_ the forward listener).
+var ErrDuplicateKey = errors.New("the same key digest is listed twice (for two roles or two merchants)")
+
 // Add registers a key by its digest ("sha256:<hex>"). Two keys per role and merchant
 // may be active at once so that keys can be rotated without downtime.
 func (ks *Keys) Add(merchant string, role Role, digest string) error {
@@ -61,6 +65,9 @@ func (ks *Keys) Add(merchant string, role Role, digest string) error {
 	}
 	n := 0
 	for _, k := range ks.keys {
+		if [sha256.Size]byte(raw) == k.digest {
+			return ErrDuplicateKey
+		}
 		if k.Merchant == merchant && k.Role == role {
 			n++
 		}
@@ -78,8 +85,22 @@ func (ks *Keys) Add(merchant string, role Role, digest string) error {
 // Generate creates a new random key for merchant and role, registers its digest and
 // returns the secret. Used by `chdproxy dev` and tests; production loads digests.
 func (ks *Keys) Generate(merchant string, role Role) (string, error) {
-	secret := rolePrefix[role] + randomBase62(32)
-	return secret, ks.Add(merchant, role, KeyDigest(secret))
+	secret, digest, err := NewKey(role)
+	if err != nil {
+		return "", err
+	}
+	return secret, ks.Add(merchant, role, digest)
+}
+
+// NewKey makes a new random key for role (its prefix and 32 base62 characters
+// from crypto/rand) and the digest a configuration stores for it ("sha256:<hex>").
+func NewKey(role Role) (secret, digest string, err error) {
+	prefix, ok := rolePrefix[role]
+	if !ok {
+		return "", "", fmt.Errorf("unknown key role %q", role)
+	}
+	secret = prefix + randomBase62(32)
+	return secret, KeyDigest(secret), nil
 }
 
 // Authenticate returns the key whose digest matches secret and whose role is role.

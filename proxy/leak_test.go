@@ -283,7 +283,7 @@ func TestHostileHarness_FindsCardDataInEveryForm(t *testing.T) {
 	}
 	// What chdproxy legitimately shows must pass.
 	pan := testcards.Success
-	bin, last4 := pan[:8], pan[len(pan)-4:]
+	bin, last4 := pan[:6], pan[len(pan)-4:]
 	for _, s := range []string{
 		`{"token":"tok_AbC123","kind":"card","card":{"bin":"` + bin + `","last4":"` + last4 + `","brand":"visa","exp_month":"12","exp_year":"2030"},"has_cvv":true}`,
 		`{"card":{"number":"` + pan[:6] + `******` + last4 + `"},"masked":"************4444","duration_ms":7.37,"status":200}`,

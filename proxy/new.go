@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,8 +29,15 @@ type Config struct {
 	Redis             redis.UniversalClient
 	IdempotencySecret []byte
 	IdempotencyTTL    time.Duration // zero: 24h
-	Limits            Limits        // zero: DefaultLimits
-	Upstream          UpstreamOptions
+	Limits            Limits        // zero fields: their DefaultLimits value
+	// TrustedProxies are the load balancers in front of the listeners: from a peer in
+	// one of them, the client address (for the per-client limits) is the nearest
+	// X-Forwarded-For address outside them. From any other peer the header is ignored.
+	TrustedProxies []netip.Prefix
+	Upstream       UpstreamOptions
+	// AuditSummaryEvery is how often refusals of requests without a known key are
+	// written as summary records (zero: 10s); Listeners.Close writes the rest.
+	AuditSummaryEvery time.Duration
 	// Dev allows a vault on the dev-only cipher; production refuses it.
 	Dev bool
 	Now func() time.Time // zero: time.Now
@@ -47,10 +55,15 @@ type Listeners struct {
 	Forward http.Handler // merchant backends, sk_ keys
 	Admin   http.Handler // operators, ak_ keys (health checks need none)
 	client  *http.Client
+	refused *refusals
 }
 
-// Close closes the idle connections to the upstreams.
-func (l *Listeners) Close() { l.client.CloseIdleConnections() }
+// Close writes the pending refusal summaries to the auditor (flush it afterwards)
+// and closes the idle connections to the upstreams.
+func (l *Listeners) Close() {
+	l.refused.flush()
+	l.client.CloseIdleConnections()
+}
 
 // New checks cfg and builds the three listeners over one set of shared parts (one
 // limiter, one upstream client, one idempotency store).
@@ -64,7 +77,7 @@ func New(cfg Config) (*Listeners, error) {
 	}
 	d := &deps{
 		Vault: cfg.Vault, Keys: cfg.Keys, Merchants: map[string]Merchant{}, Log: cfg.Log, Audit: cfg.Audit,
-		Limiter:     newLimiter(cfg.Limits),
+		Limiter:     newLimiter(cfg.Limits, cfg.TrustedProxies, cfg.Now),
 		Idempotency: newIdempotency(cfg.Redis, cfg.IdempotencySecret, cfg.IdempotencyTTL),
 		Policy:      cfg.Policy, Redactor: redact.New(cfg.Policy.RedactRules()), Client: client,
 		report: policy.Explain(cfg.Policy), now: cfg.Now,
@@ -72,10 +85,14 @@ func New(cfg Config) (*Listeners, error) {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	d.refusals = &refusals{audit: cfg.Audit, log: cfg.Log, every: cfg.AuditSummaryEvery}
+	if d.refusals.every <= 0 {
+		d.refusals.every = defaultRefusalInterval
+	}
 	for _, m := range cfg.Merchants {
 		d.Merchants[m.ID] = m
 	}
-	return &Listeners{Collect: collectHandler(d), Forward: forwardHandler(d), Admin: adminHandler(d), client: client}, nil
+	return &Listeners{Collect: collectHandler(d), Forward: forwardHandler(d), Admin: adminHandler(d), client: client, refused: d.refusals}, nil
 }
 
 // check collects every problem of cfg.
@@ -121,5 +138,6 @@ type deps struct {
 	Redactor    *redact.Redactor // scrubs upstream answers
 	Client      *http.Client     // the one upstream client
 	report      []byte           // the policy report served on admin
+	refusals    *refusals        // audit summaries of requests refused before any key
 	now         func() time.Time
 }

@@ -14,8 +14,9 @@ import (
 	"github.com/chdproxy/chdproxy/vault"
 )
 
-// loadLimits lift the per-key rate limit, which a load run from one key would hit.
-var loadLimits = proxy.Limits{PerKeyRate: 1e6, PerKeyBurst: 1e6, Upstream: 256, Vault: 256, SlotWait: time.Second}
+// loadLimits lift the per-key and per-client rate limits, which a load run from one
+// key and one address would hit.
+var loadLimits = proxy.Limits{PerKeyRate: 1e6, PerKeyBurst: 1e6, PerClientRate: 1e6, PerClientBurst: 1e6, Upstream: 256, Vault: 256, SlotWait: time.Second}
 
 // loadResult is what one tokenize request of a load run got.
 type loadResult struct {

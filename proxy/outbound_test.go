@@ -189,7 +189,7 @@ func TestForwardRedactsUpstreamResponses(t *testing.T) {
 			`","apple_pay_dpan":"` + testcards.DPANApple + `"}`)
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Debug-Card", pan)
-		if r.URL.Path == "/check" && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		if r.URL.Path == "/check" && strings.EqualFold(r.Header.Get("Accept-Encoding"), "identity") { // gzip although the proxy asks for identity
 			var zb bytes.Buffer // compressed, the PAN is not visible until decoded
 			zw := gzip.NewWriter(&zb)
 			zw.Write(body)

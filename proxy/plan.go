@@ -12,6 +12,7 @@ package proxy
 import (
 	"bytes"
 	"slices"
+	"strings"
 
 	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/token"
@@ -47,6 +48,9 @@ func referencedToken(body []byte, fields []jsonField, route *policy.Route) (stri
 			}
 			tok = fl.str
 			continue
+		}
+		if !injectable && secretVariant(route, fl.key) {
+			return "", errRawCardData // "Card_CVV": an upstream that reads keys in any case would use it
 		}
 		if injectable && fl.isString && fl.str != "" && secretAttribute(inj.Attribute) {
 			return "", errRawCardData // a CVV or wallet payload sent in the clear
@@ -120,6 +124,15 @@ func (p plan) apply(body []byte, fields []jsonField, sec *vault.Secret) []byte {
 
 func secretAttribute(a string) bool {
 	return a == policy.AttrPAN || a == policy.AttrCVV || a == policy.AttrDPAN
+}
+
+// secretVariant reports whether key is a case variant of a field the route fills
+// with a PAN, CVV or DPAN. Such a field is refused whatever it holds: the proxy
+// neither fills nor checks it, and SmartPayments may read it as the real one.
+func secretVariant(route *policy.Route, key string) bool {
+	return slices.ContainsFunc(route.Inject, func(in policy.Injection) bool {
+		return secretAttribute(in.Attribute) && strings.EqualFold(in.Field, key)
+	})
 }
 
 // checkPaymentMethod refuses a payment_method that does not match the token's kind.

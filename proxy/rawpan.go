@@ -3,75 +3,41 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/chdproxy/chdproxy/card"
+	"github.com/chdproxy/chdproxy/redact"
 )
 
-// containsRawPAN reports whether a JSON body carries a card number:
-// in any string value or number, after JSON unescaping, a run of 13–19 digits (ASCII or
-// any other Unicode decimal digits, optionally grouped by single spaces or dashes) that
-// card.ParsePAN accepts as a whole — a known brand's prefix and length and a valid Luhn
-// check digit.
+// containsRawPAN reports whether a JSON body carries a card number: redact.HasPAN,
+// the detector that also scrubs every answer and log line, finds one in the body
+// (any value or key, JSON-escaped, percent-encoded, Unicode digits, any grouping),
+// or a JSON number written with a fraction or an exponent denotes one (4.012…e15).
 //
-// Why whole runs and not every 13–19-digit window (as log redaction does): this check
-// refuses payments, and window-by-window Luhn refuses about two thirds of all 16-digit
-// numeric order ids. Logs stay masked window by window whatever passes here.
+// HasPAN checks whole runs and whole groups only, with the brand's prefix and
+// length and Luhn: checking every 13–19-digit window would refuse about two thirds
+// of all 16-digit numeric order ids.
 func containsRawPAN(b []byte) bool {
-	if !hasDigitRun(b, 13) && bytes.IndexByte(b, '\\') < 0 && isASCII(b) && !hasExponent(b) {
-		return false // the common case: no long digit run, no escape, nothing but ASCII
+	if redact.HasPAN(b) {
+		return true
+	}
+	if !hasExponent(b) {
+		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	for {
 		t, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return false
-		}
 		if err != nil {
-			return textHasPAN(string(b)) // not JSON after all: read it as text
+			return false // EOF, or not JSON: HasPAN has read it as text
 		}
-		switch v := t.(type) {
-		case string:
-			if textHasPAN(v) {
-				return true
-			}
-		case json.Number:
-			if textHasPAN(v.String()) {
-				return true
-			}
-			// The same integer written in exponent or decimal form (4.012…e15, or with a
-			// ".0" tail): a JSON reader upstream still sees the card number.
-			if d, ok := wholeNumberDigits(v.String()); ok && textHasPAN(d) {
+		if v, ok := t.(json.Number); ok {
+			if d, ok := wholeNumberDigits(v.String()); ok && redact.HasPAN([]byte(d)) {
 				return true
 			}
 		}
 	}
-}
-
-// hasDigitRun is a cheap pre-check: n ASCII digits in a row, ignoring single separators.
-func hasDigitRun(b []byte, n int) bool {
-	run := 0
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			run++
-		case c == ' ' || c == '-':
-		default:
-			run = 0
-		}
-		if run >= n {
-			return true
-		}
-	}
-	return false
 }
 
 // hasExponent reports a JSON number in exponent form (a digit, e or E, an optional
@@ -122,93 +88,17 @@ func wholeNumberDigits(num string) (string, bool) {
 	return digits, true
 }
 
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// textHasPAN finds digit runs in s and asks card.ParsePAN about each.
-func textHasPAN(s string) bool {
-	var run []byte
-	sep := false
-	check := func() bool {
-		ok := false
-		if len(run) >= 13 && len(run) <= 19 {
-			_, err := card.PANFromDigits(run)
-			ok = err == nil
-		}
-		run, sep = run[:0], false
-		return ok
-	}
-	for len(s) > 0 {
-		r, w := utf8.DecodeRuneInString(s)
-		s = s[w:]
-		if d, ok := digitValue(r); ok {
-			run = append(run, '0'+d)
-			sep = false
-			continue
-		}
-		if (r == ' ' || r == '-') && len(run) > 0 && !sep {
-			sep = true
-			continue
-		}
-		if check() {
-			return true
-		}
-	}
-	return check()
-}
-
-// digitValue maps any Unicode decimal digit (fullwidth, Arabic-Indic, …) to its value.
-// Unicode lays decimal digits out in contiguous runs of whole 0–9 sequences.
-func digitValue(r rune) (byte, bool) {
-	if r >= '0' && r <= '9' {
-		return byte(r - '0'), true
-	}
-	if r < 0x80 || !unicode.Is(unicode.Nd, r) {
-		return 0, false
-	}
-	start := r
-	for unicode.Is(unicode.Nd, start-1) {
-		start--
-	}
-	return byte((r - start) % 10), true
-}
-
-// queryHasPAN checks every decoded key and value of a query string.
+// queryHasPAN checks a raw query string, keys and values, encoded or not.
 func queryHasPAN(raw string) bool {
-	if raw == "" {
-		return false
-	}
-	vals, err := url.ParseQuery(raw)
-	if err != nil {
-		return textHasPAN(raw)
-	}
-	for k, vs := range vals {
-		if textHasPAN(k) {
-			return true
-		}
-		for _, v := range vs {
-			if textHasPAN(v) {
-				return true
-			}
-		}
-	}
-	return false
+	return raw != "" && redact.HasPAN([]byte(raw))
 }
 
 // headersHavePAN checks the request headers that would be forwarded upstream.
 func headersHavePAN(h http.Header) bool {
 	for _, vs := range h {
 		for _, v := range vs {
-			if hasDigitRun([]byte(v), 13) || !isASCII([]byte(v)) {
-				if textHasPAN(v) {
-					return true
-				}
+			if redact.HasPAN([]byte(v)) {
+				return true
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -58,12 +59,17 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 // reqInfo is what the access log and audit records learn about a request as it runs.
 type reqInfo struct {
 	id             string
+	listener       string
+	event          string // of the audit records; "" for none
 	route          string
 	merchant       string
 	keyID          string
 	token          string
 	upstreamHost   string
 	upstreamStatus int
+	client         string      // the client address, as the limits see it (clientAddr)
+	injected       bool        // the outbound body carries card data
+	sent           atomic.Bool // the outbound request was written
 }
 
 type ctxKey struct{}
@@ -107,7 +113,10 @@ func wrap(d *deps, listener, event string, h handlerFunc) http.Handler {
 	log := d.Log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		ri := &reqInfo{id: "req_" + randomBase62(16)}
+		ri := &reqInfo{id: "req_" + randomBase62(16), listener: listener, event: event}
+		if a := clientAddr(r, d.Limiter.trusted); a.IsValid() {
+			ri.client = a.String()
+		}
 		if rt := mux.CurrentRoute(r); rt != nil {
 			ri.route = rt.GetName()
 		}
@@ -165,11 +174,16 @@ func wrap(d *deps, listener, event string, h handlerFunc) http.Handler {
 		if event == "" {
 			return
 		}
+		if ri.merchant == "" && sw.status >= 400 && sw.status < 500 {
+			// Refused before any key was known: counted, not one fsync each.
+			d.refusals.add(refusalKey{listener: listener, event: event, route: ri.route, code: code, source: ri.client, status: sw.status})
+			return
+		}
 		// The outcome record is queued, not awaited: the access itself was recorded
-		// before any detokenization (see forward.detokenize), and the connection's next
-		// request need not wait for this fsync.
+		// before the operation (see deps.attempt and forward.detokenize), and the
+		// connection's next request need not wait for this fsync.
 		rec := auditRecord(r, listener, event)
-		rec.Outcome, rec.Status, rec.Code = outcome(sw.status), sw.status, code
+		rec.Outcome, rec.Status, rec.Code = outcome(sw.status, ri.upstreamStatus != 0), sw.status, code
 		d.Audit.Enqueue(rec, func(aerr error) {
 			// The answer is out; the access is in the log above.
 			log.WithFields(logrus.Fields{"request_id": ri.id, "event": event}).WithError(aerr).Error("audit write failed")
@@ -184,7 +198,7 @@ func auditRecord(r *http.Request, listener, event string) AuditRecord {
 		Time: time.Now().UTC(), Event: event, Listener: listener, Route: ri.route,
 		Merchant: ri.merchant, KeyID: ri.keyID, Token: ri.token,
 		UpstreamHost: ri.upstreamHost, UpstreamStatus: ri.upstreamStatus,
-		SourceIP: sourceIP(r), RequestID: ri.id,
+		CardDataSent: ri.injected && ri.sent.Load(), SourceIP: ri.client, RequestID: ri.id,
 	}
 }
 
@@ -194,7 +208,7 @@ func newRouter(d *deps, listener string) *mux.Router {
 	// Paths match exactly as sent: no redirect to a cleaned path (which mux would answer
 	// itself, unlogged and unaudited, also to CONNECT with its authority-form target).
 	rt := mux.NewRouter().SkipClean(true)
-	rt.NotFoundHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errNotFound })
-	rt.MethodNotAllowedHandler = wrap(d, listener, "unknown_route", func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed })
+	rt.NotFoundHandler = wrap(d, listener, "unknown_route", d.clientLimited(func(http.ResponseWriter, *http.Request) error { return errNotFound }))
+	rt.MethodNotAllowedHandler = wrap(d, listener, "unknown_route", d.clientLimited(func(http.ResponseWriter, *http.Request) error { return errMethodNotAllowed }))
 	return rt
 }

@@ -120,17 +120,46 @@ func hostPort(base string) (string, error) {
 	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
-// hopHeaders are never copied between the two sides of the proxy, nor are the
-// credentials and idempotency headers that belong to chdproxy itself. Dropping
-// Idempotency-Key also keeps net/http from treating a POST as safe to replay.
+// upstreamHeaders are the only request headers that go upstream: what the SmartPayments
+// documentation asks for (Authorization: Basic, Content-Type) and Accept, which the
+// transaction-list download may negotiate on. Everything else stays here: chdproxy's own
+// credentials (Proxy-Authorization), Idempotency-Key (which would also make net/http treat
+// a POST as safe to replay), cookies, Forwarded and X-Forwarded-* (client addresses the
+// upstream has no use for), X-Request-Id and trace headers, and anything a backend adds.
+// An allowlist, so a header nobody thought of is dropped rather than forwarded.
+var upstreamHeaders = []string{"Authorization", "Content-Type", "Accept"}
+
+// copyRequestHeaders sets on dst the allowed headers of src that have exactly one value.
+// Authorization goes only with the Basic scheme: that is the merchant's SmartPayments
+// credential, and any other scheme is a credential of something else.
+func copyRequestHeaders(dst, src http.Header) {
+	for _, k := range upstreamHeaders {
+		vs := src.Values(k)
+		if len(vs) != 1 {
+			continue // absent, or ambiguous (Content-Type is refused before this; see mediaType)
+		}
+		if k == "Authorization" && !hasScheme(vs[0], "Basic") {
+			continue
+		}
+		dst.Set(k, vs[0])
+	}
+}
+
+// hasScheme reports whether an Authorization value uses scheme (case-insensitive).
+func hasScheme(v, scheme string) bool {
+	s, _, ok := strings.Cut(v, " ")
+	return ok && strings.EqualFold(s, scheme)
+}
+
+// hopHeaders are never copied from the upstream's answer back to the client.
 var hopHeaders = []string{
 	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length",
 	"Idempotency-Key", "X-Idempotency-Key", "Accept-Encoding",
 }
 
-// copyHeaders copies src to dst minus hop-by-hop headers, including those that the
-// Connection header itself names.
+// copyHeaders copies an upstream answer's headers src to dst minus hop-by-hop
+// headers, including those that the Connection header itself names.
 func copyHeaders(dst, src http.Header) {
 	drop := map[string]bool{}
 	for _, h := range hopHeaders {

@@ -1,15 +1,20 @@
 package redact
 
 import (
+	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/chdproxy/chdproxy/card"
 )
 
 // This file is an independent, deliberately naive reference for the
-// property the scanner must guarantee: no Luhn-valid window of 13 to 19
-// digits, contiguous or separated by single spaces or dashes, in the raw
-// text or in the text with JSON (\uXXXX) and percent (%XX) escapes decoded.
-// It shares no code with scan.go.
+// property the scanner must guarantee: no card number (card.PANFromDigits
+// accepts it: brand prefix, length, Luhn) made of whole groups of a run of
+// digits separated by single separators, in the raw text or in the text
+// with JSON (\uXXXX, \/), percent (%XX) and HTML (&#NN;) escapes decoded.
+// It shares no code with scan.go and detect.go.
 
 // ref is one rune of a view: a digit (v >= 0), a separator (v == sepRef)
 // or anything else (v == otherRef).
@@ -34,11 +39,15 @@ func refRune(r rune) ref {
 	switch {
 	case unicode.IsDigit(r):
 		return ref{refDigitValue(r)}
-	case r == ' ' || r == '-':
+	case strings.ContainsRune(refSeps, r):
 		return ref{sepRef}
 	}
 	return ref{otherRef}
 }
+
+// refSeps are the separators of a run, written out again.
+const refSeps = " -+./_\u00a0\u00ad\u00b7\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u200c\u200d" +
+	"\u2010\u2011\u2012\u2013\u2014\u2015\u2024\u2025\u2026\u2027\u202f\u2044\u205f\u2060\u2212\u2215\u3000\ufe63\ufeff\uff0d\uff0e\uff0f\uff3f"
 
 func refRaw(b []byte) []ref {
 	var out []ref
@@ -88,6 +97,12 @@ func refDecoded(b []byte) []ref {
 		switch {
 		case b[i] == '%' && pct(i):
 			x := refHex(b[i+1 : i+3])
+			if x == '&' {
+				r, n := refEntity(b[i+3:])
+				out = append(out, r)
+				i += 3 + n
+				continue
+			}
 			if x < 0x80 {
 				out = append(out, refRune(rune(x)))
 				i += 3
@@ -118,13 +133,24 @@ func refDecoded(b []byte) []ref {
 			case r >= 0xd800 && r <= 0xdfff:
 				out = append(out, ref{otherRef})
 				i += 6
+			case r == '&':
+				e, n := refEntity(b[i+6:])
+				out = append(out, e)
+				i += 6 + n
 			default:
 				out = append(out, refRune(r))
 				i += 6
 			}
+		case b[i] == '\\' && i+1 < len(b) && b[i+1] == '/':
+			out = append(out, ref{sepRef})
+			i += 2
 		case b[i] == '\\':
 			out = append(out, ref{otherRef})
 			i += 2
+		case b[i] == '&':
+			r, n := refEntity(b[i+1:])
+			out = append(out, r)
+			i += 1 + n
 		default:
 			r, w := utf8.DecodeRune(b[i:])
 			out = append(out, refRune(r))
@@ -149,32 +175,70 @@ func refLuhn(d []int) bool {
 	return sum%10 == 0
 }
 
-// refFindPAN returns the first Luhn-valid 13–19 digit window of the runs of
-// v, as digits, or nil.
+// refEntity decodes the HTML character reference that follows an '&' at the
+// start of b; it returns what it means and how many bytes after the '&' it
+// takes.
+func refEntity(b []byte) (ref, int) {
+	s := "&" + string(b)
+	for _, name := range []string{"nbsp", "ensp", "emsp", "thinsp", "numsp", "puncsp", "hairsp", "shy", "hyphen",
+		"dash", "ndash", "minus", "period", "sol", "lowbar", "plus", "middot", "ZeroWidthSpace"} {
+		if strings.HasPrefix(s, "&"+name+";") {
+			return ref{sepRef}, len(name) + 1
+		}
+	}
+	if !strings.HasPrefix(s, "&#") {
+		return ref{otherRef}, 0
+	}
+	body, base := s[2:], 10
+	if len(body) > 0 && (body[0] == 'x' || body[0] == 'X') {
+		body, base = body[1:], 16
+	}
+	n := 0
+	for n < len(body) && n < 8 && strings.ContainsRune("0123456789abcdefABCDEF"[:base+max(0, base-10)], rune(body[n])) {
+		n++
+	}
+	v, err := strconv.ParseInt(body[:n], base, 64)
+	if n == 0 || err != nil || v > unicode.MaxRune {
+		return ref{otherRef}, 0
+	}
+	w := len(s) - len(body) + n
+	if w < len(s) && s[w] == ';' {
+		w++
+	}
+	return refRune(rune(v)), w - 1
+}
+
+// refFindPAN returns the first card number made of whole groups of a run
+// of v, as digits, or nil.
 func refFindPAN(v []ref) []int {
-	var runs [][]int
-	var cur []int
-	seps := 0
+	var runs [][][]int // run → groups → digits
+	var cur [][]int
+	seps := 1
 	for _, t := range v {
 		switch {
 		case t.v >= 0:
 			if seps > 1 {
 				runs, cur = append(runs, cur), nil
 			}
-			cur = append(cur, t.v)
+			if seps > 0 {
+				cur = append(cur, nil)
+			}
+			cur[len(cur)-1] = append(cur[len(cur)-1], t.v)
 			seps = 0
 		case t.v == sepRef && len(cur) > 0:
 			seps++
 		default:
-			runs, cur, seps = append(runs, cur), nil, 0
+			runs, cur, seps = append(runs, cur), nil, 1
 		}
 	}
 	runs = append(runs, cur)
 	for _, run := range runs {
-		for s := 0; s < len(run); s++ {
-			for l := 13; l <= 19 && s+l <= len(run); l++ {
-				if refLuhn(run[s : s+l]) {
-					return run[s : s+l]
+		for s := range run {
+			var d []int
+			for e := s; e < len(run); e++ {
+				d = append(d, run[e]...)
+				if refIsPAN(d) {
+					return d
 				}
 			}
 		}
@@ -182,7 +246,19 @@ func refFindPAN(v []ref) []int {
 	return nil
 }
 
-// surviving returns a Luhn-valid window found in b in either view, or nil.
+func refIsPAN(d []int) bool {
+	if len(d) < 13 || len(d) > 19 {
+		return false
+	}
+	b := make([]byte, len(d))
+	for i, v := range d {
+		b[i] = byte('0' + v)
+	}
+	_, err := card.PANFromDigits(b)
+	return err == nil
+}
+
+// surviving returns a card number found in b in either view, or nil.
 func surviving(b []byte) []int {
 	if w := refFindPAN(refRaw(b)); w != nil {
 		return w

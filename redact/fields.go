@@ -51,6 +51,12 @@ func (rd *Redactor) scanRaw(b []byte, t *tracker) (needDecoded bool) {
 			t.digit(i, i+1, b[i]-'0')
 			i++
 		case cSep:
+			if b[i] == '_' && t.state == 0 {
+				if next := key(b, i, t); next > i {
+					i = next
+					continue
+				}
+			}
 			t.sep()
 			i++
 		case cDelim:
@@ -62,11 +68,11 @@ func (rd *Redactor) scanRaw(b []byte, t *tracker) (needDecoded bool) {
 				continue
 			}
 			i++
-		case cUnder:
+		case cTag:
 			if t.state != 0 {
 				t.brk()
 			}
-			if next := key(b, i, t); next > i {
+			if next := rd.element(b, i, t); next > i {
 				i = next
 				continue
 			}
@@ -76,7 +82,7 @@ func (rd *Redactor) scanRaw(b []byte, t *tracker) (needDecoded bool) {
 				t.brk()
 			}
 			if !needDecoded {
-				if k, _, _ := decodeEscape(b, i); k != tkBreak {
+				if escapeMatters(b, i) {
 					needDecoded = true
 				}
 			}
@@ -160,6 +166,69 @@ func escapedLetter(b []byte, p int) bool {
 		k++
 	}
 	return k%2 == 1
+}
+
+// element handles b[i] == '<'. When an XML start tag of a redacted name
+// (<cvv>, <ns:card_cvv type="x">) opens there, it adds an edit replacing
+// the element's text (up to the next '<', or a whole CDATA section) and
+// returns the index after it; else i. Attributes (cvv="123") are fields.
+func (rd *Redactor) element(b []byte, i int, t *tracker) int {
+	s := i + 1
+	e := s
+	for e < len(b) && (isNameChar[b[e]] || b[e] == ':') && b[e] != '[' && b[e] != ']' {
+		e++
+	}
+	ss := s
+	for k := s; k < e; k++ {
+		if b[k] == ':' {
+			ss = k + 1 // namespace prefix
+		}
+	}
+	if ss >= e || e >= len(b) || rd.lookup(b[ss:e]) == kindNone {
+		return i
+	}
+	gt := tagEnd(b, e)
+	if gt < 0 || b[gt-1] == '/' {
+		return i
+	}
+	v := gt + 1
+	end := v
+	if rest := b[v:]; len(rest) >= 9 && equal(rest[:9], "<![CDATA[") {
+		for end = v + 9; end+2 < len(b) && !equal(b[end:end+3], "]]>"); end++ {
+		}
+		end = min(end+3, len(b))
+	} else {
+		for end < len(b) && b[end] != '<' {
+			end++
+		}
+	}
+	if end > v {
+		t.replace(b, v, end, redacted)
+	}
+	return end
+}
+
+// tagEnd returns the index of the '>' closing the tag whose name ends at
+// b[e], skipping quoted attribute values; -1 when the tag does not close
+// on the line.
+func tagEnd(b []byte, e int) int {
+	var quote byte
+	for p := e; p < len(b); p++ {
+		c := b[p]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '>':
+			return p
+		case c == '<' || c == '\n':
+			return -1
+		}
+	}
+	return -1
 }
 
 // field handles b[i] == ':' or '='. When the name before it is a redacted

@@ -4,18 +4,24 @@
 //
 // A Redactor finds and masks:
 //
-//   - PANs: 13 to 19 digits, contiguous or grouped by single spaces, dashes
-//     or '+', that pass the Luhn check; ASCII or any Unicode decimal digit
-//     (fullwidth, Arabic-Indic, Devanagari …), plain, JSON-escaped (\u0034)
-//     or percent-encoded (%34). Every 13–19 digit window of a longer run is
-//     checked too, so extra leading or trailing digits do not hide a PAN.
+//   - PANs (detect.go, the same detector as HasPAN): a whole digit run, or
+//     whole groups of one, of 13 to 19 digits that a card brand issues at
+//     that length (prefix table of card/brand.go) and that passes Luhn.
+//     Groups are cut by single separators: space, dash, plus, dot, slash,
+//     underscore, no-break and thin spaces, Unicode dashes and dots, and
+//     zero-width characters. Digits are ASCII or any Unicode decimal digit
+//     (fullwidth, Arabic-Indic …), plain, JSON-escaped (\u0034, \/),
+//     percent-encoded (%34) or HTML references (&#52;, &#x34;, &nbsp;).
 //     Masked digits become '*'; the last four stay, and the first six too
 //     under MaskBINLast4. Never more. A masked bare JSON number is quoted
-//     ("ts":"*********5678") so a JSON line stays JSON.
-//   - values of sensitive fields (CVV, wallet DPAN, extra Rules.Fields) in
-//     JSON ("cvv":"123", "cvv":123, also inside escaped JSON strings),
-//     form and query strings (cvv=123&), and key=value or key: value text:
-//     replaced whole by [REDACTED];
+//     ("n":"************1111") so a JSON line stays JSON; nothing else is
+//     ever quoted.
+//   - values of sensitive fields (defaultFields: the CVV names and wallet
+//     DPANs; extra Rules.Fields) in JSON ("cvc":"123", "cvc":123, also
+//     inside escaped JSON strings), form and query strings (cvv=123&),
+//     key=value or key: value text, XML elements (<cvv>123</cvv>, CDATA
+//     included) and attributes (cvv="123"), and HTTP headers (Header,
+//     X-Card-Cvc): replaced whole by [REDACTED];
 //   - Authorization and Proxy-Authorization values (and Rules.Headers) in
 //     header dumps, JSON and key=value text: replaced whole;
 //   - chdproxy keys: sk_, pk_ and ak_ followed by at least 12 base62
@@ -24,11 +30,13 @@
 // Scrubbing is idempotent and returns its input untouched, without
 // allocating, when there is nothing to redact.
 //
-// Accepted false positives: any digit run with a Luhn-valid 13–19 digit
-// window is masked whatever it means. A 13-digit Unix-millisecond timestamp
-// is masked about one time in ten, a 19-digit nanosecond timestamp most of
-// the time; log RFC 3339 times instead. A run of 13 or more zeros passes
-// Luhn and is masked.
+// Precision: clean payment data comes out byte for byte. A Luhn-valid
+// stretch inside a longer digit group (a 20-digit id), millisecond
+// timestamps (prefix 1), IBANs, amounts and zero runs are not card numbers.
+// Accepted false positives: a 13–19 digit number that a brand could have
+// issued and that passes Luhn is masked whatever it means (one in ten of
+// such ids); the forward listener refuses it in a request for the same
+// reason.
 package redact
 
 import (
@@ -51,8 +59,8 @@ const (
 type Rules struct {
 	PANMask PANMask
 	// Fields are extra field names whose values are replaced whole, on top
-	// of the CVV and wallet payload names. Matching ignores case and treats
-	// '-' and '_' alike; a name matches the last segment of a dotted or
+	// of the CVV and wallet payload names (defaultFields). Matching ignores
+	// case, '-', '_' and an "X-" prefix; a name matches the last segment of a dotted or
 	// bracketed key (card.cvv, card[cvv]), so a name given as a path is cut
 	// to its last segment.
 	Fields []string
@@ -69,8 +77,17 @@ const redacted = "[REDACTED]"
 // as pk_id, or a logged key prefix) carry too little of a key to matter.
 const minKeyLen = 12
 
+// defaultFields are the field names whose values are redacted whole: the
+// names card security codes go by (CVV2, CVC2, CID, CSC, CVN, CVD, CAV2 and
+// the spellings APIs give them) and the wallet payloads. Matching ignores
+// case, '-' and '_' (cardCvv, card-cvv and CARD_CVV are one name) and an
+// "X-" prefix (the header X-Card-Cvc is card_cvc). "cid" is left out: it
+// names correlation and content ids far more often than Amex codes.
 var defaultFields = []string{
-	"card_cvv", "cvv", "cvc", "cvv2", "cvc2", "security_code",
+	"cvv", "cvc", "cvv2", "cvc2", "cvn", "cvn2", "csc", "cvd", "cav2",
+	"security_code", "card_security_code", "card_verification_value", "card_verification_code",
+	"card_cvv", "card_cvc", "card_cvv2", "card_cvc2", "card_csc", "card_cvn", "card_code",
+	"cvv_code", "cvc_code", "cvv_number", "customer_card_cvv",
 	"apple_pay_dpan", "google_pay_dpan", "dpan",
 }
 
@@ -85,7 +102,7 @@ const (
 const maxNameLen = 64
 
 type name struct {
-	norm string // lower case, '-' as '_'
+	norm string // lower case, without '-', '_' and an "x-" prefix
 	kind int
 }
 
@@ -119,21 +136,29 @@ func normName(s string) string {
 	if i := strings.LastIndexAny(s, ".["); i >= 0 {
 		s = s[i+1:]
 	}
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		sb.WriteByte(foldName(s[i]))
+	var buf [maxNameLen]byte
+	if len(s) > maxNameLen {
+		return ""
 	}
-	return sb.String()
+	return string(fold(buf[:0], []byte(s)))
 }
 
-func foldName(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c + 'a' - 'A'
-	case c == '-':
-		return '_'
+// fold appends the matching form of the name seg to dst: lower case,
+// without '-' and '_', without an "x-" or "x_" prefix.
+func fold(dst, seg []byte) []byte {
+	if len(seg) > 2 && (seg[0] == 'x' || seg[0] == 'X') && (seg[1] == '-' || seg[1] == '_') {
+		seg = seg[2:]
 	}
-	return c
+	for _, c := range seg {
+		switch {
+		case c == '-' || c == '_':
+		case c >= 'A' && c <= 'Z':
+			dst = append(dst, c+'a'-'A')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 func (rd *Redactor) add(s string, kind int) {
@@ -157,14 +182,12 @@ func (rd *Redactor) lookup(seg []byte) int {
 	if len(seg) > maxNameLen {
 		return kindNone
 	}
-next:
-	for _, e := range rd.byLen[len(seg)] {
-		for i := 0; i < len(seg); i++ {
-			if foldName(seg[i]) != e.norm[i] {
-				continue next
-			}
+	var buf [maxNameLen]byte
+	n := fold(buf[:0], seg)
+	for _, e := range rd.byLen[len(n)] {
+		if e.norm == string(n) {
+			return e.kind
 		}
-		return e.kind
 	}
 	return kindNone
 }
@@ -173,8 +196,20 @@ next:
 // nothing to redact it returns b itself and allocates nothing; otherwise it
 // returns a new slice and leaves b unchanged.
 func (rd *Redactor) Scrub(b []byte) []byte {
+	out, masked := rd.scrubOnce(b)
+	// Masking can regroup the digits it leaves visible (see scan.go): scan
+	// the output again until no PAN is found. Each pass masks at least one
+	// more digit, so this ends.
+	for masked {
+		out, masked = rd.scrubOnce(out)
+	}
+	return out
+}
+
+// scrubOnce is one pass of both views; masked reports a PAN found.
+func (rd *Redactor) scrubOnce(b []byte) ([]byte, bool) {
 	if len(b) == 0 {
-		return b
+		return b, false
 	}
 	var t tracker
 	t.keepBIN, t.quoteJSON, t.b = rd.keepBIN, true, b
@@ -183,11 +218,12 @@ func (rd *Redactor) Scrub(b []byte) []byte {
 		d.keepBIN = rd.keepBIN
 		scanDecoded(b, &d)
 		t.edits = append(t.edits, d.edits...)
+		t.found = t.found || d.found
 	}
 	if len(t.edits) == 0 {
-		return b
+		return b, false
 	}
-	return apply(b, t.edits)
+	return apply(b, t.edits), t.found
 }
 
 // String is Scrub for strings; it returns s itself when nothing is found.
@@ -200,27 +236,10 @@ func (rd *Redactor) String(s string) string {
 	return string(out)
 }
 
-// containsPAN reports whether b holds a Luhn-valid run of 13–19 digits in
-// any of the forms Scrub masks (grouped, Unicode digits, JSON-escaped,
-// percent-encoded). Field names are not considered.
-func (rd *Redactor) containsPAN(b []byte) bool {
-	t := tracker{stop: true}
-	needDecoded := rawPAN(b, &t)
-	if t.found {
-		return true
-	}
-	if needDecoded {
-		d := tracker{stop: true}
-		scanDecoded(b, &d)
-		return d.found
-	}
-	return false
-}
-
-// header returns the value to log for an HTTP header: [REDACTED] for
+// Header returns the value to show for an HTTP header: [REDACTED] for
 // Authorization, Proxy-Authorization, Rules.Headers and redacted field
-// names, the scrubbed value otherwise.
-func (rd *Redactor) header(name, value string) string {
+// names (X-Card-Cvc is card_cvc), the scrubbed value otherwise.
+func (rd *Redactor) Header(name, value string) string {
 	n := normName(name)
 	if n != "" && rd.lookup([]byte(n)) != kindNone {
 		return redacted
@@ -231,13 +250,10 @@ func (rd *Redactor) header(name, value string) string {
 // rawPAN runs the raw view only (no fields, no keys) and reports whether
 // the decoded view must be read too.
 func rawPAN(b []byte, t *tracker) (needDecoded bool) {
-	for i := 0; i < len(b); {
+	for i := 0; i < len(b) && !t.found; {
 		switch class[b[i]] {
 		case cDigit:
 			t.digit(i, i+1, b[i]-'0')
-			if t.found {
-				return false
-			}
 			i++
 		case cSep:
 			t.sep()
@@ -247,7 +263,7 @@ func rawPAN(b []byte, t *tracker) (needDecoded bool) {
 				t.brk()
 			}
 			if !needDecoded {
-				if k, _, _ := decodeEscape(b, i); k != tkBreak {
+				if escapeMatters(b, i) {
 					needDecoded = true
 				}
 			}
@@ -255,9 +271,6 @@ func rawPAN(b []byte, t *tracker) (needDecoded bool) {
 		case cHigh:
 			k, v, w := highRune(b, i)
 			t.feed(k, v, i, i+w)
-			if t.found {
-				return false
-			}
 			i += w
 		default:
 			if t.state != 0 {
@@ -265,6 +278,9 @@ func rawPAN(b []byte, t *tracker) (needDecoded bool) {
 			}
 			i++
 		}
+	}
+	if t.found {
+		return false
 	}
 	t.brk()
 	return needDecoded

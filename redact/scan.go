@@ -20,18 +20,15 @@ import (
 // to a digit or a separator, so clean lines cost one pass.
 //
 // In each view a run is a sequence of digits in which two consecutive digits
-// are adjacent or separated by exactly one separator: a space, a dash or a
-// plus (form encoding of a space), their encoded forms (%20, \u0020, %2D …)
-// and a few Unicode spaces and dashes. Every window of 13 to 19 consecutive
-// digits of a run is checked with Luhn — not only the whole run — so a PAN
-// survives neither a prefix nor a suffix of extra digits. Each Luhn-valid
-// window has its digits masked except the last four (and the first six
-// under MaskBINLast4). A position is masked when any valid window masks it.
+// are adjacent or separated by exactly one separator (isSepRune), raw or
+// encoded (%20, \u002e, &nbsp; …). detect.go says which groups of a run
+// are checked and what makes one a PAN. Each PAN found has its digits masked
+// except the last four (and the first six under MaskBINLast4).
 //
-// Because every masked digit becomes '*', which is neither a digit nor a
-// separator, the digits left visible form runs made only of windows that
-// were checked and found invalid: no Luhn-valid window survives, and
-// scrubbing the output again finds nothing (idempotence).
+// Masking turns digits into '*', which is neither a digit nor a separator,
+// so it can leave visible digits in new groupings (the BIN kept and the
+// groups before it); Scrub scans its output again until nothing is found,
+// which makes it idempotent.
 
 const (
 	minPAN = 13
@@ -80,21 +77,30 @@ type tracker struct {
 	runPlain  bool // ASCII digits only, no separator
 	runMasked bool
 
-	start [ringSize]int
-	end   [ringSize]int
-	val   [ringSize]uint8
-	mask  [ringSize]bool
+	ng     int           // groups in the current run
+	gStart [ringSize]int // digit index at which each recent group starts
+	start  [ringSize]int
+	end    [ringSize]int
+	val    [ringSize]uint8
+	mask   [ringSize]bool
 
 	edits []edit
 }
 
 func (t *tracker) digit(start, end int, v uint8) {
-	if t.state == 0 {
+	switch t.state {
+	case 0:
 		if t.n > 0 {
 			t.flush()
 		}
 		t.runStart, t.runPlain, t.runMasked = start, true, false
-	} else if start != t.lastEnd {
+		t.ng = 0
+		fallthrough
+	case 2:
+		t.gStart[t.ng&ringMask] = t.n
+		t.ng++
+	}
+	if start != t.lastEnd && t.n > 0 && !t.decimalPoint(start) {
 		t.runPlain = false
 	}
 	if end-start != 1 {
@@ -103,45 +109,12 @@ func (t *tracker) digit(start, end int, v uint8) {
 	t.lastEnd = end
 	idx := t.n & ringMask
 	if t.n >= ringSize && t.mask[idx] {
-		// The oldest digit leaves the ring; no window can reach it any more.
+		// The oldest digit leaves the ring; no candidate can reach it any more.
 		t.addMask(t.start[idx], t.end[idx])
 	}
 	t.start[idx], t.end[idx], t.val[idx], t.mask[idx] = start, end, v, false
 	t.n++
 	t.state = 1
-	if t.n >= minPAN {
-		t.windows()
-	}
-}
-
-// windows checks every window of 13..19 digits that ends at the newest digit.
-func (t *tracker) windows() {
-	e := t.n - 1
-	lim := t.n
-	if lim > maxPAN {
-		lim = maxPAN
-	}
-	sum := 0
-	for k := 0; k < lim; k++ {
-		v := t.val[(e-k)&ringMask]
-		if k&1 == 1 {
-			v = luhnDouble[v]
-		}
-		sum += int(v)
-		if k >= minPAN-1 && sum%10 == 0 {
-			t.found, t.runMasked = true, true
-			if t.stop {
-				return
-			}
-			from := e - k
-			if t.keepBIN {
-				from += 6
-			}
-			for p := from; p <= e-4; p++ {
-				t.mask[p&ringMask] = true
-			}
-		}
-	}
 }
 
 // addMask masks the digit token b[start:end], extending the previous edit
@@ -161,6 +134,7 @@ func (t *tracker) addMask(start, end int) {
 func (t *tracker) sep() {
 	switch t.state {
 	case 1:
+		t.groupEnd()
 		t.state = 2
 	case 2:
 		t.brk()
@@ -168,6 +142,9 @@ func (t *tracker) sep() {
 }
 
 func (t *tracker) brk() {
+	if t.state == 1 {
+		t.groupEnd()
+	}
 	t.state = 0
 	if t.n > 0 {
 		t.flush()
@@ -195,6 +172,12 @@ func (t *tracker) flush() {
 	if t.quoteJSON && t.runMasked && t.runPlain {
 		t.quoteNumber()
 	}
+}
+
+// decimalPoint reports whether the one byte before the digit at start is
+// the '.' of a JSON number.
+func (t *tracker) decimalPoint(start int) bool {
+	return t.b != nil && start == t.lastEnd+1 && t.b[t.lastEnd] == '.'
 }
 
 // quoteNumber quotes the run just masked when it is a bare JSON number: a
@@ -244,10 +227,10 @@ func (t *tracker) feed(kind int, v uint8, start, end int) {
 const (
 	cOther = iota // breaks a run
 	cDigit        // 0-9
-	cSep          // space, dash, plus
+	cSep          // ASCII separators: space - + . / _
 	cDelim        // ':' '=': a field name may end here
-	cUnder        // '_': an sk_/pk_/ak_ key may start here
-	cEsc          // '%' '\\': the decoded view may differ
+	cEsc          // '%' '\\' '&': the decoded view may differ
+	cTag          // '<': an XML element may start here
 	cHigh         // first byte of a multi-byte rune
 )
 
@@ -257,32 +240,48 @@ func init() {
 	for c := '0'; c <= '9'; c++ {
 		class[c] = cDigit
 	}
-	class[' '], class['-'], class['+'] = cSep, cSep, cSep
+	for _, c := range " -+./_" {
+		class[c] = cSep
+	}
 	class[':'], class['='] = cDelim, cDelim
-	class['_'] = cUnder
-	class['%'], class['\\'] = cEsc, cEsc
+	class['<'] = cTag
+	class['%'], class['\\'], class['&'] = cEsc, cEsc, cEsc
 	for c := 0x80; c < 0x100; c++ {
 		class[c] = cHigh
 	}
 	buildDigitZeros()
 }
 
-// sepRunes are the non-ASCII runes accepted between two digit groups.
+// isSepRune reports the runes accepted between two digit groups: ASCII
+// space, dash, plus, dot, slash and underscore, the Unicode spaces, dashes,
+// dots and slashes that look like them, and invisible format characters
+// (a zero-width space between digits hides nothing from a reader).
 func isSepRune(r rune) bool {
+	switch {
+	case r < 0x80:
+		return r == ' ' || r == '-' || r == '+' || r == '.' || r == '/' || r == '_'
+	case r >= '\u2000' && r <= '\u200d', // en quad … zero-width joiner
+		r >= '\u2010' && r <= '\u2015', // hyphen … horizontal bar
+		r >= '\u2024' && r <= '\u2027': // one dot leader … hyphenation point
+		return true
+	}
 	switch r {
-	case ' ', '-', '+',
-		'\u00a0', // no-break space
-		'\u2007', // figure space
-		'\u2009', // thin space
+	case '\u00a0', // no-break space
+		'\u00ad', // soft hyphen
+		'\u00b7', // middle dot
 		'\u202f', // narrow no-break space
-		'\u3000', // ideographic space
-		'\u2010', // hyphen
-		'\u2011', // non-breaking hyphen
-		'\u2012', // figure dash
-		'\u2013', // en dash
+		'\u2044', // fraction slash
+		'\u205f', // medium mathematical space
+		'\u2060', // word joiner
 		'\u2212', // minus sign
+		'\u2215', // division slash
+		'\u3000', // ideographic space
 		'\ufe63', // small hyphen-minus
-		'\uff0d': // fullwidth hyphen-minus
+		'\ufeff', // zero-width no-break space
+		'\uff0d', // fullwidth hyphen-minus
+		'\uff0e', // fullwidth full stop
+		'\uff0f', // fullwidth solidus
+		'\uff3f': // fullwidth low line
 		return true
 	}
 	return false
@@ -321,17 +320,11 @@ func addDigitRune(r rune, prev, zero *rune) {
 
 // classifyRune returns the token kind of a rune and, for a digit, its value.
 func classifyRune(r rune) (int, uint8) {
-	if r < 0x80 {
-		switch {
-		case r >= '0' && r <= '9':
-			return tkDigit, uint8(r - '0')
-		case r == ' ' || r == '-' || r == '+':
-			return tkSep, 0
-		}
-		return tkBreak, 0
+	if r >= '0' && r <= '9' {
+		return tkDigit, uint8(r - '0')
 	}
 	if r < 0x0660 { // below the first non-ASCII decimal digit (Arabic-Indic zero)
-		if r == '\u00a0' {
+		if isSepRune(r) {
 			return tkSep, 0
 		}
 		return tkBreak, 0
@@ -393,13 +386,17 @@ func u4(b []byte, i int) (rune, bool) {
 //   - "%XX": one byte; a byte >= 0x80 starts a UTF-8 rune that must be
 //     completed by further "%XX" escapes, else the escape is a break of width 3.
 //     A '%' not followed by two hex digits is a break of width 1.
-//   - "\uXXXX": a rune (a surrogate pair takes 12 bytes); any other
-//     backslash escape ("\\", "\"", "\n" …) is a break of width 2.
+//   - "\uXXXX": a rune (a surrogate pair takes 12 bytes), "\/" a separator;
+//     any other backslash escape ("\\", "\"", "\n" …) is a break of width 2;
+//   - "&#52;", "&#x34;", "&nbsp;" …: an HTML character reference (decodeEntity).
 func decodeEscape(b []byte, i int) (kind int, v uint8, w int) {
 	if b[i] == '%' {
 		x, ok := pctByte(b, i)
 		if !ok {
 			return tkBreak, 0, 1
+		}
+		if x == '&' {
+			return decodeEntity(b, i, i+3)
 		}
 		if x < 0x80 {
 			k, v := classifyRune(rune(x))
@@ -432,9 +429,15 @@ func decodeEscape(b []byte, i int) (kind int, v uint8, w int) {
 		k, v := classifyRune(r)
 		return k, v, 3 * n
 	}
+	if b[i] == '&' {
+		return decodeEntity(b, i, i+1)
+	}
 	// backslash
 	if i+1 >= len(b) {
 		return tkBreak, 0, 1
+	}
+	if b[i+1] == '/' { // JSON's escaped solidus
+		return tkSep, 0, 2
 	}
 	if b[i+1] != 'u' {
 		return tkBreak, 0, 2
@@ -455,6 +458,9 @@ func decodeEscape(b []byte, i int) (kind int, v uint8, w int) {
 		r = (r-0xd800)<<10 | (lo - 0xdc00) + 0x10000
 		w = 12
 	}
+	if r == '&' {
+		return decodeEntity(b, i, i+6)
+	}
 	k, v := classifyRune(r)
 	return k, v, w
 }
@@ -469,10 +475,10 @@ func scanDecoded(b []byte, t *tracker) {
 		case c >= '0' && c <= '9':
 			t.digit(i, i+1, c-'0')
 			i++
-		case c == ' ' || c == '-' || c == '+':
+		case class[c] == cSep:
 			t.sep()
 			i++
-		case c == '%' || c == '\\':
+		case class[c] == cEsc:
 			k, v, w := decodeEscape(b, i)
 			t.feed(k, v, i, i+w)
 			i += w
@@ -492,4 +498,69 @@ func scanDecoded(b []byte, t *tracker) {
 		}
 	}
 	t.brk()
+}
+
+// entities are the named HTML character references of separators.
+var entities = map[string]bool{
+	"nbsp": true, "ensp": true, "emsp": true, "thinsp": true, "numsp": true, "puncsp": true,
+	"hairsp": true, "shy": true, "hyphen": true, "dash": true, "ndash": true, "minus": true,
+	"period": true, "sol": true, "lowbar": true, "plus": true, "middot": true, "ZeroWidthSpace": true,
+}
+
+// decodeEntity reads the HTML character reference whose '&' (raw, %26 or
+// \u0026) is b[i:j]: "&#DDDD;" or "&#xHHHH;" (the ';' optional, as browsers
+// read them) or a named one from entities. Anything else is a break of the
+// width of the '&'.
+func decodeEntity(b []byte, i, j int) (kind int, v uint8, w int) {
+	amp := j - i
+	if j < len(b) && b[j] == '#' {
+		j++
+		base := rune(10)
+		if j < len(b) && (b[j] == 'x' || b[j] == 'X') {
+			base, j = 16, j+1
+		}
+		var r rune
+		k := j
+		for ; k < len(b) && k-j < 8; k++ {
+			d, ok := unhex(b[k])
+			if !ok || rune(d) >= base {
+				break
+			}
+			if r = r*base + rune(d); r > unicode.MaxRune {
+				return tkBreak, 0, amp
+			}
+		}
+		if k == j {
+			return tkBreak, 0, amp
+		}
+		if k < len(b) && b[k] == ';' {
+			k++
+		}
+		kind, v = classifyRune(r)
+		return kind, v, k - i
+	}
+	k := j
+	for k < len(b) && k-j < 16 && (b[k] >= 'a' && b[k] <= 'z' || b[k] >= 'A' && b[k] <= 'Z') {
+		k++
+	}
+	if k < len(b) && b[k] == ';' && entities[string(b[j:k])] {
+		return tkSep, 0, k + 1 - i
+	}
+	return tkBreak, 0, amp
+}
+
+// escapeMatters reports whether the escape at b[i] makes the decoded view
+// differ from the raw one for digits: it decodes to a digit or separator,
+// or it swallows one ("\0" before a PAN ends the run in the decoded view).
+func escapeMatters(b []byte, i int) bool {
+	k, _, w := decodeEscape(b, i)
+	if k != tkBreak {
+		return true
+	}
+	for _, c := range b[i+1 : i+w] {
+		if class[c] == cDigit || class[c] == cSep {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package vault
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -102,13 +103,13 @@ func (v *Vault) Decrypt(ctx context.Context, rec *Record, withCVV bool) (*Decryp
 // run decrypts the payload and, when asked, the CVV, concurrently.
 func (d *Decryption) run(ctx context.Context) {
 	t, r := d.v.transit, d.rec
-	mctx, aad := []byte(r.merchant), []byte(r.token)
+	mctx := []byte(r.merchant)
 	var wg sync.WaitGroup
 	var cvvErr error
 	if d.withCVV {
-		wg.Go(func() { d.cvv, cvvErr = decryptOne(ctx, t, KeyCVV, r.st.cvv, mctx, aad) })
+		wg.Go(func() { d.cvv, cvvErr = decryptOne(ctx, t, KeyCVV, r.st.cvv, mctx, r.stored.cvvAAD(r.token)) })
 	}
-	payload, err := decryptOne(ctx, t, KeyCard, r.stored.Ciphertext, mctx, aad)
+	payload, err := decryptOne(ctx, t, KeyCard, r.stored.Ciphertext, mctx, r.stored.cardAAD(r.token))
 	wg.Wait()
 	d.cancel()
 	d.payload, d.err = payload, firstErr(err, cvvErr)
@@ -128,10 +129,11 @@ func (d *Decryption) wipe() {
 }
 
 // Reveal waits for the decryption, then consumes what is one-time and
-// returns the Secret. The CVV is deleted (GETDEL) only now, after it was
-// decrypted, so a transit outage does not burn it, and of concurrent callers
-// only the one whose GETDEL returns the ciphertext Lookup read gets it; the
-// others get ErrCVVUnavailable. A wallet token is consumed the same way at its
+// returns the Secret. The CVV is deleted only now, after it was decrypted, so
+// a transit outage does not burn it; it is deleted together with its nonce in
+// the record (Store.takeCVV), and of concurrent callers only the one that
+// finds the ciphertext and record Lookup read gets it; the others get
+// ErrCVVUnavailable. A wallet token is consumed the same way at its
 // first Reveal (later: ErrWalletConsumed).
 func (d *Decryption) Reveal() (*Secret, error) {
 	if !d.claimed.CompareAndSwap(false, true) {
@@ -184,11 +186,17 @@ func (v *Vault) revealCard(ctx context.Context, r *Record, payload, cvv []byte, 
 	if len(cvv) == 0 {
 		return nil, ErrIntegrity
 	}
-	ct, ok, err := v.store.takeCVV(ctx, r.merchant, r.token)
+	spent := *r.stored
+	spent.CVVNonce = "" // the CVV ciphertext no longer authenticates against this record
+	after, err := json.Marshal(&spent)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || ct != r.st.cvv {
+	ok, err = v.store.takeCVV(ctx, r.merchant, r.token, r.st.cvv, r.st.rec, after)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
 		return nil, ErrCVVUnavailable // consumed by a concurrent call
 	}
 	s.CVV = card.CVVFromBytes(cvv)

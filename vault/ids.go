@@ -80,6 +80,10 @@ func isBase62(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
 }
 
+// ValidMerchantID reports whether s can name a merchant in the vault (see
+// validMerchantID), so configuration can be checked before anything starts.
+func ValidMerchantID(s string) bool { return validMerchantID(s) }
+
 // validMerchantID reports whether s can name a merchant in the vault: 1–64
 // characters of A–Z, a–z, 0–9, '_', '-', '.'. The merchant id is part of
 // Redis keys and of the transit derivation context, so it must hold no

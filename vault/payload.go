@@ -2,6 +2,7 @@ package vault
 
 import (
 	"encoding/binary"
+	"time"
 )
 
 // The plaintexts encrypted under the card key. A compact binary form (not
@@ -85,4 +86,62 @@ func decodeWallet(b []byte) (walletPayload, bool) {
 		return p, false
 	}
 	return p, true
+}
+
+// The associated data transit authenticates with each ciphertext (record v2).
+// A reader trusts a record's metadata as stored, so everything it acts on is
+// bound here: a record whose kind, times or card metadata were changed in
+// Redis no longer decrypts (ErrIntegrity), and nothing is revealed.
+//
+//	card: "chd-card\x00" fields(token, merchant, kind, created ms, expires ms,
+//	      cvv_expires ms or 0, bin, last4, brand, exp month, exp year, network)
+//	cvv:  "chd-cvv\x00"  fields(token, merchant, cvv_expires ms, cvv nonce)
+//
+// Each field is uvarint(len) bytes, times are uint64 BE milliseconds. The
+// fingerprints are not bound: transit computes them concurrently with the
+// encryption (binding them would cost a round trip), and they reveal nothing.
+// The CVV nonce is bound only to the CVV: consuming the CVV clears it in the
+// record, which must leave the card decryptable.
+const (
+	aadCard = "chd-card\x00"
+	aadCVV  = "chd-cvv\x00"
+)
+
+func appendAADField(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendAADTime(b []byte, t *time.Time) []byte {
+	var ms int64
+	if t != nil {
+		ms = t.UnixMilli()
+	}
+	return binary.BigEndian.AppendUint64(b, uint64(ms))
+}
+
+// cardAAD is the associated data of the record's card or wallet ciphertext.
+func (r *storedRecord) cardAAD(token string) []byte {
+	b := []byte(aadCard)
+	for _, s := range []string{token, r.Merchant, string(r.Kind)} {
+		b = appendAADField(b, s)
+	}
+	b = appendAADTime(appendAADTime(appendAADTime(b, &r.CreatedAt), &r.ExpiresAt), r.CVVExpiresAt)
+	var c CardMeta
+	if r.Card != nil {
+		c = *r.Card
+	}
+	for _, s := range []string{c.BIN, c.Last4, string(c.Brand), c.ExpMonth, c.ExpYear, string(r.Network)} {
+		b = appendAADField(b, s)
+	}
+	return b
+}
+
+// cvvAAD is the associated data of the record's CVV ciphertext: it decrypts
+// only while the record still holds the nonce it was sealed with.
+func (r *storedRecord) cvvAAD(token string) []byte {
+	b := []byte(aadCVV)
+	for _, s := range []string{token, r.Merchant} {
+		b = appendAADField(b, s)
+	}
+	return appendAADField(appendAADTime(b, r.CVVExpiresAt), r.CVVNonce)
 }

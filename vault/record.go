@@ -36,6 +36,12 @@ type Metadata struct {
 	CVVExpiresAt   *time.Time `json:"cvv_expires_at,omitempty"`
 }
 
+// recordVersion 2 binds the metadata into the ciphertexts' associated data
+// (payload.go). Records of version 1 are refused (ErrIntegrity), not read with
+// the old associated data: they were never in production, and reading them
+// would keep the unbound form alive.
+const recordVersion = 2
+
 // storedRecord is the JSON kept in Redis: ciphertext and metadata, nothing else.
 type storedRecord struct {
 	V              int          `json:"v"`
@@ -47,10 +53,13 @@ type storedRecord struct {
 	Network        card.Network `json:"network,omitempty"`
 	Fingerprint    string       `json:"fingerprint,omitempty"`
 	FingerprintExp string       `json:"fingerprint_exp,omitempty"`
-	CVV            bool         `json:"cvv,omitempty"`
-	CreatedAt      time.Time    `json:"created_at"`
-	ExpiresAt      time.Time    `json:"expires_at"`
-	CVVExpiresAt   *time.Time   `json:"cvv_expires_at,omitempty"`
+	// CVVNonce is random, bound into the CVV ciphertext's associated data,
+	// and cleared in the same atomic step that deletes the CVV: a consumed
+	// CVV put back into Redis alone does not decrypt again.
+	CVVNonce     string     `json:"cvv_nonce,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ExpiresAt    time.Time  `json:"expires_at"`
+	CVVExpiresAt *time.Time `json:"cvv_expires_at,omitempty"`
 }
 
 // meta returns the record's metadata with copies of its pointers, so a
@@ -94,7 +103,7 @@ func (v *Vault) load(ctx context.Context, merchant, token string, withCVV bool) 
 		return nil, st, ErrTokenNotFound
 	}
 	var rec storedRecord
-	if err := json.Unmarshal(st.rec, &rec); err != nil || rec.V != 1 {
+	if err := json.Unmarshal(st.rec, &rec); err != nil || rec.V != recordVersion {
 		return nil, st, ErrIntegrity
 	}
 	if rec.Merchant != merchant || !v.clock().Before(rec.ExpiresAt) {
@@ -103,9 +112,9 @@ func (v *Vault) load(ctx context.Context, merchant, token string, withCVV bool) 
 	return &rec, st, nil
 }
 
-// cvvLive reports whether the record's CVV is still there and in time.
+// cvvLive reports whether the record's CVV is still there, unconsumed and in time.
 func (v *Vault) cvvLive(rec *storedRecord, st snapshot) bool {
-	return rec.CVV && st.hasCVV && (rec.CVVExpiresAt == nil || v.clock().Before(*rec.CVVExpiresAt))
+	return rec.CVVNonce != "" && st.hasCVV && rec.CVVExpiresAt != nil && v.clock().Before(*rec.CVVExpiresAt)
 }
 
 // Metadata returns a token's metadata without reading the CVV ciphertext.

@@ -123,16 +123,37 @@ func (s *Store) read(ctx context.Context, merchant, token string, withCVV bool) 
 	return st, nil
 }
 
-// takeCVV deletes and returns the CVV ciphertext; ok is false when it is gone.
-func (s *Store) takeCVV(ctx context.Context, merchant, token string) (string, bool, error) {
-	v, err := s.c.GetDel(ctx, s.key("cvv", merchant, token)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", false, nil
-	}
+// takeCVVScript consumes a CVV: when the CVV key holds the ciphertext the
+// caller read, it is deleted and, in the same step, the record is replaced by
+// its consumed form (no CVV nonce), keeping its TTL. A record that changed
+// since it was read fails the take, and the CVV is gone all the same.
+var takeCVVScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[2])
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then
+  return 0
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+return 1
+`)
+
+// takeCVV deletes the CVV ciphertext ct and rewrites the record rec as
+// spent, atomically; ok is false when either is no longer what was read
+// (consumed by another caller, expired, deleted).
+func (s *Store) takeCVV(ctx context.Context, merchant, token, ct string, rec, spent []byte) (bool, error) {
+	keys := []string{s.key("rec", merchant, token), s.key("cvv", merchant, token)}
+	n, err := takeCVVScript.Run(ctx, s.c, keys, ct, rec, spent).Int()
 	if err != nil {
-		return "", false, storeErr("getdel", ctx, err)
+		return false, storeErr("getdel", ctx, err)
 	}
-	return v, true, nil
+	return n == 1, nil
 }
 
 // takeScript deletes and returns the record, leaving the consumption marker.

@@ -193,6 +193,8 @@ var suiteTests = []struct {
 	{"a discarded decryption consumes nothing; a revealed one consumes", testDiscardThenReveal},
 	{"a refused Decrypt consumes nothing", testRefusedDecrypt},
 	{"invalid input and malformed ids are refused", testInvalidInput},
+	{"a record tampered in Redis does not decrypt", testTamperedRecord},
+	{"a consumed CVV put back into Redis is not revealed again", testRestoredCVV},
 }
 
 var bg = context.Background()
@@ -287,7 +289,7 @@ func testCardRoundTrip(t *testing.T, newEnv newEnvFunc) {
 	if !ValidTokenID(m.Token) {
 		t.Fatalf("token %q is not a valid token id", m.Token)
 	}
-	wantCard := CardMeta{BIN: "40120000", Last4: "3010", Brand: card.Visa, ExpMonth: "03", ExpYear: "2031"}
+	wantCard := CardMeta{BIN: "401200", Last4: "3010", Brand: card.Visa, ExpMonth: "03", ExpYear: "2031"}
 	if m.Kind != token.Card || m.Card == nil || *m.Card != wantCard {
 		t.Fatalf("got metadata %+v, want card %+v", m, wantCard)
 	}
@@ -611,7 +613,7 @@ func testRedisScan(t *testing.T, newEnv newEnvFunc) {
 				t.Fatalf("record %q is not JSON: %v", k, err)
 			}
 			walkJSON(rec, "", func(path, leaf string) {
-				if strings.Contains(leaf, visaCVV) && path != "ct" && path != "fingerprint" && path != "fingerprint_exp" {
+				if strings.Contains(leaf, visaCVV) && path != "ct" && path != "fingerprint" && path != "fingerprint_exp" && path != "cvv_nonce" {
 					t.Fatalf("record field %s holds the CVV digits", path)
 				}
 				if path == "ct" && !isCiphertext(leaf) {

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -69,14 +70,11 @@ func (v *Vault) withNewID(tokenize func(id string) (Metadata, error)) (Metadata,
 	return Metadata{}, ErrConflict
 }
 
+// tokenizeCard fills the record first: its metadata is the ciphertexts'
+// associated data (payload.go).
 func (v *Vault) tokenizeCard(ctx context.Context, merchant, id string, in CardInput) (Metadata, error) {
 	now := v.clock()
-	sealed, err := v.sealCard(ctx, merchant, id, in)
-	if err != nil {
-		return Metadata{}, err
-	}
-	rec := newRecord(merchant, token.Card, sealed.card, now, v.tokenTTL)
-	rec.Fingerprint, rec.FingerprintExp = sealed.fp, sealed.fpExp
+	rec := newRecord(merchant, token.Card, now, v.tokenTTL)
 	rec.Card = &CardMeta{
 		BIN:      in.PAN.BIN(),
 		Last4:    in.PAN.Last4(),
@@ -85,10 +83,15 @@ func (v *Vault) tokenizeCard(ctx context.Context, merchant, id string, in CardIn
 		ExpYear:  in.Expiry.YearString(),
 	}
 	if !in.CVV.IsZero() {
-		rec.CVV = true
 		t := now.Add(v.cvvTTL)
-		rec.CVVExpiresAt = &t
+		rec.CVVExpiresAt, rec.CVVNonce = &t, rand.Text()
 	}
+	sealed, err := v.sealCard(ctx, id, &rec, in)
+	if err != nil {
+		return Metadata{}, err
+	}
+	rec.Ciphertext, rec.KeyVersion = sealed.card.Ciphertext, sealed.card.KeyVersion
+	rec.Fingerprint, rec.FingerprintExp = sealed.fp, sealed.fpExp
 	return v.save(ctx, id, &rec, v.tokenTTL, sealed.cvv)
 }
 
@@ -101,8 +104,8 @@ type sealedCard struct {
 
 // sealCard makes the transit calls of a card concurrently and wipes every
 // plaintext copy it made once they are done.
-func (v *Vault) sealCard(ctx context.Context, merchant, id string, in CardInput) (sealedCard, error) {
-	mctx, aad := []byte(merchant), []byte(id)
+func (v *Vault) sealCard(ctx context.Context, id string, rec *storedRecord, in CardInput) (sealedCard, error) {
+	mctx, aad := []byte(rec.Merchant), rec.cardAAD(id)
 	pan := in.PAN.Reveal()
 	defer wipe(pan)
 	var holder []byte
@@ -125,7 +128,7 @@ func (v *Vault) sealCard(ctx context.Context, merchant, id string, in CardInput)
 		cvv := in.CVV.Reveal()
 		defer wipe(cvv)
 		wg.Go(func() {
-			r, err := encryptOne(ctx, v.transit, KeyCVV, cvv, mctx, aad)
+			r, err := encryptOne(ctx, v.transit, KeyCVV, cvv, mctx, rec.cvvAAD(id))
 			s.cvv, cvvErr = r.Ciphertext, err
 		})
 	}
@@ -159,30 +162,29 @@ func fingerprint(r HMACResult) string {
 }
 
 func (v *Vault) tokenizeWallet(ctx context.Context, merchant, id string, in WalletInput) (Metadata, error) {
-	now := v.clock()
+	rec := newRecord(merchant, in.Kind, v.clock(), v.walletTTL)
+	rec.Network = in.Network
 	dpan := in.DPAN.Reveal()
 	defer wipe(dpan)
 	payload := encodeWallet(string(in.Network), dpan)
 	defer wipe(payload)
-	res, err := encryptOne(ctx, v.transit, KeyCard, payload, []byte(merchant), []byte(id))
+	res, err := encryptOne(ctx, v.transit, KeyCard, payload, []byte(merchant), rec.cardAAD(id))
 	if err != nil {
 		return Metadata{}, err
 	}
-	rec := newRecord(merchant, in.Kind, res, now, v.walletTTL)
-	rec.Network = in.Network
+	rec.Ciphertext, rec.KeyVersion = res.Ciphertext, res.KeyVersion
 	return v.save(ctx, id, &rec, v.walletTTL, "")
 }
 
-// newRecord starts the record of a new token sealed as ct, living ttl from now.
-func newRecord(merchant string, kind token.Kind, ct EncryptResult, now time.Time, ttl time.Duration) storedRecord {
+// newRecord starts the record of a new token living ttl from now; the
+// ciphertext is added once sealed under the record's associated data.
+func newRecord(merchant string, kind token.Kind, now time.Time, ttl time.Duration) storedRecord {
 	return storedRecord{
-		V:          1,
-		Merchant:   merchant,
-		Kind:       kind,
-		Ciphertext: ct.Ciphertext,
-		KeyVersion: ct.KeyVersion,
-		CreatedAt:  now,
-		ExpiresAt:  now.Add(ttl),
+		V:         recordVersion,
+		Merchant:  merchant,
+		Kind:      kind,
+		CreatedAt: now,
+		ExpiresAt: now.Add(ttl),
 	}
 }
 
@@ -196,5 +198,28 @@ func (v *Vault) save(ctx context.Context, id string, rec *storedRecord, ttl time
 	if err := v.store.put(ctx, rec.Merchant, id, b, ttl, cvv, v.cvvTTL); err != nil {
 		return Metadata{}, err
 	}
-	return rec.meta(id, rec.CVV), nil
+	return rec.meta(id, rec.CVVNonce != ""), nil
 }
+
+// digestDomain starts every Digest input: fingerprint inputs start with a
+// digit, so no digest equals a fingerprint.
+const digestDomain = "chd-idempotency\x00"
+
+// Digest MACs input (card fields the caller encoded) with transit's HMAC key
+// under merchant. The proxy binds an idempotency record to a tokenize
+// request's card fields with it: the key stays in Vault, so whoever reads
+// the record cannot test a guessed card against it.
+func (v *Vault) Digest(ctx context.Context, merchant string, input []byte) ([]byte, error) {
+	if !validMerchantID(merchant) {
+		return nil, ErrInvalidInput
+	}
+	msg := append([]byte(digestDomain), input...)
+	defer wipe(msg)
+	res, err := v.transit.HMAC(ctx, []HMACItem{{Context: []byte(merchant), Input: msg}})
+	r, err := one(res, err, func(r HMACResult) error { return r.Err })
+	return r.Sum, err
+}
+
+// CVVTTL is how long a tokenized CVV lives: no longer than that is a tokenize
+// answer worth replaying.
+func (v *Vault) CVVTTL() time.Duration { return v.cvvTTL }

@@ -101,6 +101,8 @@ func benchPolicy(dir, sandboxURL string) (string, error) {
 		}
 		s = strings.Replace(s, "base_url: "+host, "base_url: "+sandboxURL, 1)
 	}
+	// The file names the sandbox as the card-data host: policy lint wants that acknowledged.
+	s = strings.ReplaceAll(s, "    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n")
 	path := filepath.Join(dir, "policy.yaml")
 	return path, os.WriteFile(path, []byte(s), 0o600)
 }

@@ -53,6 +53,7 @@ func startInProcess(dir, policyPath string, vs *testenv.VaultServer, redisAddr s
 	}
 	lim := proxy.DefaultLimits
 	lim.PerKeyRate, lim.PerKeyBurst = 1e9, 1e9
+	lim.PerClientRate, lim.PerClientBurst = 1e9, 1e9 // every bench request comes from loopback
 	ls, err := proxy.New(proxy.Config{
 		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: k.merchant, Origins: []string{benchOrigin}}},
 		Log: log, Audit: audit, Redis: rdb, IdempotencySecret: []byte(testenv.RandomHex(32)),

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/alicebob/miniredis/v2"
@@ -47,7 +50,7 @@ func runDev(args []string) error {
 
 // dev runs until ctx ends, printing the walk-through to out and logging to logw.
 func dev(ctx context.Context, args []string, out, logw io.Writer) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs := newFlagSet("dev", "dev [--state-dir DIR] [--origin ORIGIN]... [--collect-addr|--forward-addr|--admin-addr|--sandbox-addr ADDR]")
 	stateDir := fs.String("state-dir", ".dev", "folder for dev.json")
 	collectAddr := fs.String("collect-addr", "127.0.0.1:8080", "collect listener")
 	forwardAddr := fs.String("forward-addr", "127.0.0.1:8081", "forward listener")
@@ -55,18 +58,18 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:8083", "SmartPayments sandbox")
 	var origins multiFlag
 	fs.Var(&origins, "origin", "browser origin allowed to tokenize (repeatable; default http://localhost:3000)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := fs.parse(args, 0); err != nil {
+		return err
+	}
+	if err := loopbackOnly(map[string]string{"collect-addr": *collectAddr, "forward-addr": *forwardAddr, "admin-addr": *adminAddr, "sandbox-addr": *sandboxAddr}); err != nil {
+		return err
 	}
 	if len(origins) == 0 {
 		origins = multiFlag{"http://localhost:3000"}
 	}
 	sandboxURL := "http://" + *sandboxAddr
-	pol, err := policy.LoadDefault()
+	pol, err := devPolicy(sandboxURL)
 	if err != nil {
-		return err
-	}
-	if pol, err = pol.WithUpstreams(map[string]string{"chd-api": sandboxURL, "api-gateway": sandboxURL}, policy.LintOptions{Dev: true}); err != nil {
 		return err
 	}
 	log := redact.NewLogger(logw, redact.New(pol.RedactRules()), pol.Hash)
@@ -78,15 +81,13 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	}
 	defer stopStore()
 
-	keys := &proxy.Keys{}
 	st := devState{
 		CollectURL: "http://" + *collectAddr, ForwardURL: "http://" + *forwardAddr,
 		AdminURL: "http://" + *adminAddr, SandboxURL: sandboxURL, Merchant: devMerchant,
 	}
-	for role, dst := range map[proxy.Role]*string{proxy.RolePublishable: &st.PublishableKey, proxy.RoleSecret: &st.SecretKey, proxy.RoleAdmin: &st.AdminKey} {
-		if *dst, err = keys.Generate(devMerchant, role); err != nil {
-			return err
-		}
+	keys, err := devKeys(&st)
+	if err != nil {
+		return err
 	}
 	sandbox := smartpay.NewSandbox(smartpay.Options{BaseURL: sandboxURL, Logger: log})
 	defer sandbox.Close()
@@ -99,6 +100,7 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		return err
 	}
 	defer auditFile.Close()
+	defer reopenOnHUP(log, audit)()
 	ls, err := proxy.New(proxy.Config{
 		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: devMerchant, Origins: origins}},
 		Log: log, Audit: audit, Redis: rdb, IdempotencySecret: randomSecret(), Dev: true,
@@ -113,12 +115,50 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		{name: "admin", addr: *adminAddr, handler: ls.Admin},
 		{name: "sandbox", addr: *sandboxAddr, handler: sandbox.Handler()},
 	}
+	b, err := bind(served) // dev.json only once every address is ours: its keys then work
+	if err != nil {
+		return err
+	}
 	if err := writeDevState(*stateDir, st); err != nil {
+		b.close()
 		return err
 	}
 	printWalkthrough(out, filepath.Join(*stateDir, "dev.json"), st)
 	log.WithField("state", filepath.Join(*stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
-	return listenAll(ctx, log, served)
+	return b.serve(ctx, log)
+}
+
+// loopbackOnly refuses listen addresses (by flag name) off loopback: dev runs
+// the dev cipher and keeps keys in a file, fit for one machine only.
+func loopbackOnly(addrs map[string]string) error {
+	var errs []error
+	for _, flag := range slices.Sorted(maps.Keys(addrs)) {
+		if host, _, err := net.SplitHostPort(addrs[flag]); err != nil || !loopbackHost(host) {
+			errs = append(errs, fmt.Errorf("--%s %q: dev listens on loopback only (127.0.0.1, ::1 or localhost)", flag, addrs[flag]))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// devPolicy is the embedded policy with every upstream at the sandbox.
+func devPolicy(sandboxURL string) (*policy.Policy, error) {
+	pol, err := policy.LoadDefault()
+	if err != nil {
+		return nil, err
+	}
+	return pol.WithUpstreams(map[string]string{"chd-api": sandboxURL, "api-gateway": sandboxURL, "transaction-export": sandboxURL}, policy.LintOptions{Dev: true})
+}
+
+// devKeys makes the dev merchant's three keys and notes them in st.
+func devKeys(st *devState) (*proxy.Keys, error) {
+	keys := &proxy.Keys{}
+	for role, dst := range map[proxy.Role]*string{proxy.RolePublishable: &st.PublishableKey, proxy.RoleSecret: &st.SecretKey, proxy.RoleAdmin: &st.AdminKey} {
+		var err error
+		if *dst, err = keys.Generate(devMerchant, role); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
 }
 
 // devVault is a vault on the dev-only cipher and an in-process miniredis; stop

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -100,5 +101,34 @@ func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 	})
 	if status != http.StatusOK || paid["status"] != 2.0 {
 		t.Fatalf("pay: got %d %v, want 200 with status 2", status, paid)
+	}
+}
+
+// TestDevRefusesListenAddressesOffLoopback: dev runs the dev cipher, so each of
+// its listeners stays on this machine. The context is already over: without
+// the check dev would start, stop at once and return nil.
+func TestDevRefusesListenAddressesOffLoopback(t *testing.T) {
+	for _, tt := range []struct{ flag, addr string }{
+		{"--collect-addr", "0.0.0.0:0"},
+		{"--forward-addr", ":0"},
+		{"--admin-addr", "[::]:0"},
+		{"--sandbox-addr", "192.0.2.1:0"},
+		{"--collect-addr", "shop.example:0"},
+		{"--forward-addr", "127.0.0.1"}, // no port: not an address at all
+	} {
+		t.Run(tt.flag+" "+tt.addr, func(t *testing.T) {
+			args := []string{"--state-dir", t.TempDir()}
+			for _, f := range []string{"--collect-addr", "--forward-addr", "--admin-addr", "--sandbox-addr"} {
+				if f != tt.flag {
+					args = append(args, f, "127.0.0.1:0")
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			err := dev(ctx, append(args, tt.flag, tt.addr), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.flag+" ") || !strings.Contains(err.Error(), "loopback only") {
+				t.Errorf("got %v, want an error naming %s and loopback", err, tt.flag)
+			}
+		})
 	}
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 
@@ -20,30 +23,47 @@ type listener struct {
 	wrapLn  func(net.Listener) net.Listener // TLS, when configured
 }
 
-// listenAll binds every address first, so a port in use fails before anything serves,
-// then serves until ctx ends or one server fails, and shuts all of them down.
-func listenAll(ctx context.Context, log *logrus.Logger, ls []listener) error {
-	lns := make([]net.Listener, 0, len(ls))
+// bound is listeners bound to their addresses and not serving yet: what a
+// command announces (dev.json, "serving") is true only once bind succeeded.
+type bound struct {
+	ls  []listener
+	lns []net.Listener
+}
+
+// bind binds every address, so a port in use fails before anything serves or is
+// announced; on an error nothing stays bound.
+func bind(ls []listener) (*bound, error) {
+	b := &bound{ls: ls, lns: make([]net.Listener, 0, len(ls))}
 	for _, l := range ls {
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			for _, o := range lns {
-				o.Close()
-			}
-			return fmt.Errorf("%s listener: %w", l.name, err)
+			b.close()
+			return nil, fmt.Errorf("%s listener: %w", l.name, err)
 		}
 		if l.wrapLn != nil {
 			ln = l.wrapLn(ln)
 		}
-		lns = append(lns, ln)
+		b.lns = append(b.lns, ln)
 	}
+	return b, nil
+}
+
+// close releases the addresses of listeners that will not be served.
+func (b *bound) close() {
+	for _, ln := range b.lns {
+		ln.Close()
+	}
+}
+
+// serve serves until ctx ends or one server fails, and shuts all of them down.
+func (b *bound) serve(ctx context.Context, log *logrus.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, len(ls))
-	for i, l := range ls {
+	errc := make(chan error, len(b.ls))
+	for i, l := range b.ls {
 		srv := proxy.NewServer(l.addr, l.handler, log, proxy.DefaultTimeouts)
 		go func() {
-			err := proxy.Serve(ctx, srv, lns[i])
+			err := proxy.Serve(ctx, srv, b.lns[i])
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				err = fmt.Errorf("%s listener: %w", l.name, err)
 			} else {
@@ -54,7 +74,7 @@ func listenAll(ctx context.Context, log *logrus.Logger, ls []listener) error {
 		}()
 	}
 	var first error
-	for range ls {
+	for range b.ls {
 		if err := <-errc; err != nil && first == nil {
 			first = err
 		}
@@ -68,4 +88,28 @@ type redisLogger struct{ l *logrus.Logger }
 
 func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
 	r.l.WithField("logger", "go-redis").Warnf(format, v...)
+}
+
+// reopenOnHUP reopens the audit file at each SIGHUP (logrotate moves the file, then
+// sends HUP) instead of letting the signal end the process, until stop is called.
+// Requests go on meanwhile: the auditor switches files between two group commits.
+func reopenOnHUP(log *logrus.Logger, audit *proxy.JSONLAudit) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if err := audit.Reopen(); err != nil {
+					log.WithError(err).Error("SIGHUP: the audit file could not be reopened; still writing to the old one")
+					continue
+				}
+				log.Info("SIGHUP: audit file reopened")
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
 }

@@ -1,11 +1,23 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chdproxy/chdproxy/proxy"
 )
@@ -81,5 +93,243 @@ func TestKeysFromTheEnvironmentAuthenticate(t *testing.T) {
 	}
 	if err := addEnvKeys(keys, "m1:secret"); err == nil {
 		t.Error("a malformed item: got no error, want one")
+	}
+}
+
+// runCLI runs the command line as main does and returns the exit status and both streams.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errw bytes.Buffer
+	code = run(args, &out, &errw)
+	return code, out.String(), errw.String()
+}
+
+func TestHelpAndVersionGoToStdoutAndExitZero(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "commands:"},
+		{[]string{"-h"}, "commands:"},
+		{[]string{"help"}, "commands:"},
+		{[]string{"help", "keys"}, "usage: chdproxy keys generate"},
+		{[]string{"version"}, "chdproxy "},
+		{[]string{"--version"}, "chdproxy "},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		if code != 0 || !strings.Contains(stdout, tc.want) || stderr != "" {
+			t.Errorf("%q: got exit %d, stdout %q, stderr %q; want exit 0 and %q on stdout only", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+}
+
+func TestAWrongCommandLinePrintsUsageToStderrAndExitsTwo(t *testing.T) {
+	for _, args := range [][]string{
+		{}, {"bogus"}, {"help", "bogus"}, {"serve"}, {"serve", "--config", "x.yaml", "--bogus"},
+		{"keys"}, {"keys", "generate"}, {"keys", "generate", "--role", "root"}, {"policy"}, {"policy", "fix", "p.yaml"},
+		{"healthcheck", "--url", "ftp://127.0.0.1/readyz"}, {"version", "extra"}, {"dev", "--bogus"},
+	} {
+		code, stdout, stderr := runCLI(t, args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "usage: chdproxy") {
+			t.Errorf("%q: got exit %d, stdout %q, stderr %q; want exit 2 and the usage on stderr only", args, code, stdout, stderr)
+		}
+	}
+}
+
+func TestEachSubcommandsHelpShowsOnlyItsOwnUsageAndFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string // one of its flags, listed with its help
+	}{
+		{[]string{"dev", "--help"}, "-state-dir"},
+		{[]string{"serve", "--help"}, "-check-config"},
+		{[]string{"serve", "-h"}, "-config"},
+		{[]string{"policy", "--help"}, "-dev"},
+		{[]string{"policy", "lint", "--help"}, "-dev"},
+		{[]string{"redact", "--help"}, "-policy"},
+		{[]string{"sandbox", "--help"}, "-addr"},
+		{[]string{"keys", "generate", "--help"}, "-role"},
+		{[]string{"healthcheck", "--help"}, "-url"},
+		{[]string{"version", "--help"}, ""},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "usage: chdproxy "+tc.args[0]) ||
+			strings.Contains(stdout, "commands:") || !strings.Contains(stdout, tc.flag) {
+			t.Errorf("%q: got exit %d, stdout %q, stderr %q; want exit 0 and only its usage with %s on stdout", tc.args, code, stdout, stderr, tc.flag)
+		}
+	}
+}
+
+func TestVersionNamesTheStampedVersionTheCommitAndGo(t *testing.T) {
+	defer func(v string) { version = v }(version)
+	version = "v9.9.9-test"
+	_, stdout, _ := runCLI(t, "version")
+	for _, want := range []string{"chdproxy v9.9.9-test\n", "\ncommit ", runtime.Version()} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("got %q, want it to hold %q", stdout, want)
+		}
+	}
+}
+
+func TestKeysGenerateMakesAKeyOfTheRoleAndTheDigestThatAuthenticatesIt(t *testing.T) {
+	for role, prefix := range map[proxy.Role]string{proxy.RolePublishable: "pk_", proxy.RoleSecret: "sk_", proxy.RoleAdmin: "ak_"} {
+		code, stdout, stderr := runCLI(t, "keys", "generate", "--role", string(role))
+		key := strings.TrimSuffix(stdout, "\n")
+		if code != 0 || !regexp.MustCompile(`^`+prefix+`[0-9A-Za-z]{32}$`).MatchString(key) {
+			t.Fatalf("%s: got exit %d, stdout %q; want exit 0 and %s + 32 base62 characters alone", role, code, stdout, prefix)
+		}
+		digest := proxy.KeyDigest(key)
+		if !strings.Contains(stderr, `{role: `+string(role)+`, digest: "`+digest+`"}`) || strings.Contains(stderr, key) {
+			t.Errorf("%s: stderr %q, want the digest line and not the key", role, stderr)
+		}
+		keys := &proxy.Keys{}
+		if err := keys.Add("m1", role, digest); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keys.Authenticate(key, role); err != nil {
+			t.Errorf("%s: the printed digest does not authenticate the printed key: %v", role, err)
+		}
+		if _, again, _ := runCLI(t, "keys", "generate", "--role", string(role)); again == stdout {
+			t.Errorf("%s: two runs printed the same key", role)
+		}
+	}
+}
+
+// checkConfigFixture writes a serve configuration whose files all exist, with
+// addresses nothing listens on: --check-config must connect to none of them.
+func checkConfigFixture(t *testing.T) (dir string, write func(name, content string) string) {
+	t.Helper()
+	t.Setenv("CHDPROXY_KEYS", "")
+	dir = t.TempDir()
+	write = func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return dir, write
+}
+
+const checkConfigTemplate = `
+policy: %s
+audit: %s
+listen:
+  collect: {addr: "%s"}
+  forward: {addr: "127.0.0.1:1"}
+  admin:   {addr: "127.0.0.1:1"}
+vault: {address: "https://vault.invalid:8200", token_file: %s, create_keys: true}
+redis: {addrs: ["127.0.0.1:1"]}
+idempotency: {secret_file: %s}
+merchants:
+  - id: m1
+    origins: [https://shop.example.com]
+    keys:
+      - {role: secret, digest: "%s"}
+`
+
+func TestServeCheckConfigSaysOkWithoutConnectingOrWritingAnything(t *testing.T) {
+	dir, write := checkConfigFixture(t)
+	audit := filepath.Join(dir, "audit.jsonl")
+	cfg := write("chdproxy.yaml", fmt.Sprintf(checkConfigTemplate, "../../deploy/policy.yaml", audit, "127.0.0.1:1",
+		write("vault-token", "hvs.test"), write("idem", strings.Repeat("k", 40)), proxy.KeyDigest("sk_"+strings.Repeat("a", 32))))
+	code, stdout, stderr := runCLI(t, "serve", "--check-config", "--config", cfg)
+	if code != 0 || !strings.HasPrefix(stdout, cfg+": ok") || stderr != "" {
+		t.Fatalf("got exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout, stderr, cfg+": ok")
+	}
+	if _, err := os.Stat(audit); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the audit file: got %v, want it not created by a check", err)
+	}
+}
+
+func TestServeCheckConfigListsEveryProblemAndExitsOne(t *testing.T) {
+	dir, write := checkConfigFixture(t)
+	b, err := os.ReadFile("../../deploy/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsafe := write("policy.yaml", strings.Replace(string(b), "https://chd-api.smartcore.pro", "http://chd-api.smartcore.pro", 1))
+	cfg := write("chdproxy.yaml", fmt.Sprintf(checkConfigTemplate, unsafe, filepath.Join(dir, "missing", "audit.jsonl"), ":8443",
+		filepath.Join(dir, "no-token"), write("idem", "short"), "sha256:00"))
+	code, stdout, stderr := runCLI(t, "serve", "--check-config", "--config", cfg)
+	if code != 1 || stdout != "" {
+		t.Fatalf("got exit %d, stdout %q; want exit 1 and nothing on stdout", code, stdout)
+	}
+	for _, want := range []string{"policy " + unsafe + ": ", "vault token:", "idempotency.secret_file", "merchant m1:", "listen.collect:", "audit:"} {
+		if !strings.Contains(stderr, cfg+": "+want) {
+			t.Errorf("stderr %q lacks the problem %q", stderr, want)
+		}
+	}
+}
+
+func TestHealthcheckExitsZeroOnlyWhenReadyzAnswers200(t *testing.T) {
+	answer := func(status int, body string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/readyz" {
+				http.Redirect(w, r, "/readyz", http.StatusFound)
+				return
+			}
+			w.WriteHeader(status)
+			fmt.Fprint(w, body)
+		})
+	}
+	ready := httptest.NewServer(answer(http.StatusOK, `{"status":"ready"}`))
+	defer ready.Close()
+	unready := httptest.NewServer(answer(http.StatusServiceUnavailable, "{\"status\":\"unavailable\",\n \"checks\":{}}"))
+	defer unready.Close()
+	tlsReady := httptest.NewUnstartedServer(answer(http.StatusOK, `{"status":"ready"}`))
+	tlsReady.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
+	tlsReady.StartTLS()
+	defer tlsReady.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsReady.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	closed := httptest.NewServer(answer(http.StatusOK, ""))
+	closed.Close()
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string // on stdout for 0, on stderr otherwise
+	}{
+		{"a ready admin listener", []string{"--url", ready.URL + "/readyz"}, 0, "healthy: 200 OK {\"status\":\"ready\"}"},
+		{"an unready one, its answer on one line", []string{"--url", unready.URL + "/readyz"}, 1, `unhealthy: 503 Service Unavailable {"status":"unavailable", "checks":{}}`},
+		{"a redirect, not followed", []string{"--url", ready.URL + "/elsewhere"}, 1, "unhealthy: 302 Found"},
+		{"nothing listening", []string{"--url", closed.URL + "/readyz"}, 1, "unhealthy: "},
+		{"https with the listener's CA", []string{"--url", tlsReady.URL + "/readyz", "--ca", ca}, 0, "healthy: 200 OK"},
+		{"https with the system roots only", []string{"--url", tlsReady.URL + "/readyz"}, 1, "certificate"},
+	} {
+		code, stdout, stderr := runCLI(t, append([]string{"healthcheck"}, tc.args...)...)
+		got := stderr
+		if tc.code == 0 {
+			got = stdout
+		}
+		if code != tc.code || !strings.Contains(got, tc.want) || strings.Count(got, "\n") != 1 {
+			t.Errorf("%s: got exit %d, stdout %q, stderr %q; want exit %d and one line with %q", tc.name, code, stdout, stderr, tc.code, tc.want)
+		}
+	}
+}
+
+func TestDevWithATakenPortWritesNoDevJSONAndAnnouncesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, logs bytes.Buffer
+	err = dev(ctx, []string{"--state-dir", dir, "--collect-addr", "127.0.0.1:0", "--forward-addr", "127.0.0.1:0",
+		"--admin-addr", taken.Addr().String(), "--sandbox-addr", "127.0.0.1:0"}, &out, &logs)
+	if err == nil || !strings.Contains(err.Error(), "admin listener") {
+		t.Fatalf("got %v, want the admin listener's bind error", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dev.json: got %v, want no file: its keys never worked", err)
+	}
+	if out.Len() > 0 || strings.Contains(logs.String(), "is up") {
+		t.Errorf("got walk-through %q and logs %q, want nothing announced", out.String(), logs.String())
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -10,20 +9,18 @@ import (
 
 // runPolicy runs `policy lint FILE` and `policy explain FILE`.
 func runPolicy(args []string) error {
-	if len(args) < 1 {
-		return errUsage
-	}
-	fs := flag.NewFlagSet("policy "+args[0], flag.ContinueOnError)
+	fs := newFlagSet("policy", "policy lint|explain [--dev] FILE")
 	dev := fs.Bool("dev", false, "lint with the dev rules (plain http upstreams on loopback)")
-	if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 1 {
-		return errUsage
+	verb, err := fs.parseVerb(args, 1, "lint", "explain")
+	if err != nil {
+		return err
 	}
 	file := fs.Arg(0)
 	p, problems, err := policy.LintFile(file, policy.LintOptions{Dev: *dev})
 	if err != nil {
 		return err
 	}
-	switch args[0] {
+	switch verb {
 	case "lint":
 		for _, pr := range problems {
 			fmt.Fprintf(os.Stderr, "%s: %s\n", file, pr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"os"
 
 	"github.com/chdproxy/chdproxy/policy"
@@ -12,10 +11,10 @@ import (
 // runRedact scrubs stdin to stdout with the rules of the logs (the default policy's,
 // or those of --policy FILE).
 func runRedact(args []string) error {
-	fs := flag.NewFlagSet("redact", flag.ContinueOnError)
+	fs := newFlagSet("redact", "redact [--policy FILE] < IN > OUT")
 	file := fs.String("policy", "", "policy whose redaction rules apply (default: the embedded policy)")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return errUsage
+	if err := fs.parse(args, 0); err != nil {
+		return err
 	}
 	p, err := policy.LoadDefault()
 	if *file != "" {

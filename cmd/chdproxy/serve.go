@@ -2,13 +2,15 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -61,11 +63,17 @@ type serveConfig struct {
 		TTL        time.Duration `yaml:"ttl"`
 	} `yaml:"idempotency"`
 	Limits struct {
-		PerKeyRate  float64 `yaml:"per_key_rate"`
-		PerKeyBurst int     `yaml:"per_key_burst"`
-		Upstream    int     `yaml:"upstream_in_flight"`
-		Vault       int     `yaml:"vault_in_flight"`
+		PerKeyRate     float64 `yaml:"per_key_rate"`
+		PerKeyBurst    int     `yaml:"per_key_burst"`
+		PerClientRate  float64 `yaml:"per_client_rate"`
+		PerClientBurst int     `yaml:"per_client_burst"`
+		Upstream       int     `yaml:"upstream_in_flight"`
+		Vault          int     `yaml:"vault_in_flight"`
 	} `yaml:"limits"`
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client
+	// (CIDR prefixes or single addresses); empty: the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
 	Upstream struct {
 		CAFile          string        `yaml:"ca_file"` // extra CA bundle (tests, private PKI)
 		ConnectTimeout  time.Duration `yaml:"connect_timeout"`
@@ -97,12 +105,11 @@ func runServe(args []string) error {
 
 // serve runs until ctx ends.
 func serve(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	file := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil || *file == "" || fs.NArg() != 0 {
-		return errUsage
+	flags, err := parseServeFlags(args) // --check-config was acted on before (runServeCommand)
+	if err != nil {
+		return err
 	}
-	cfg, err := loadServeConfig(*file)
+	cfg, err := loadServeConfig(flags.config)
 	if err != nil {
 		return err
 	}
@@ -130,6 +137,7 @@ func serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	defer closeAudit() // flushes queued outcome records, once the listeners have stopped
+	defer reopenOnHUP(log, audit)()
 	pc.Policy, pc.Vault, pc.Log, pc.Audit, pc.Redis = pol, v, log, audit, rdb
 	ls, err := proxy.New(pc)
 	if err != nil {
@@ -149,8 +157,12 @@ func serve(ctx context.Context, args []string) error {
 	if err := v.Ping(ctx); err != nil {
 		log.WithError(err).Warn("vault or redis not ready yet; /readyz reports it")
 	}
+	b, err := bind(served)
+	if err != nil {
+		return err
+	}
 	log.Info("chdproxy serving")
-	return listenAll(ctx, log, served)
+	return b.serve(ctx, log)
 }
 
 // redisClient connects to the configured Redis (password from its file, TLS when asked).
@@ -198,35 +210,44 @@ func (cfg *serveConfig) vault(ctx context.Context, pol *policy.Policy, rdb redis
 
 // proxyConfig is the part of proxy.Config the file gives: merchants, keys (the
 // file's and CHDPROXY_KEYS), limits, the upstream client and the idempotency secret.
+// The error lists every problem (serve --check-config shows them all).
 func (cfg *serveConfig) proxyConfig() (proxy.Config, error) {
 	pc := proxy.Config{Keys: &proxy.Keys{}, Limits: limits(cfg), IdempotencyTTL: cfg.Idempotency.TTL}
+	var errs []error
+	for _, s := range cfg.TrustedProxies {
+		p, err := parsePrefix(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trusted_proxies: %q is not an address or a CIDR prefix", s))
+		}
+		pc.TrustedProxies = append(pc.TrustedProxies, p)
+	}
 	for _, m := range cfg.Merchants {
 		pc.Merchants = append(pc.Merchants, proxy.Merchant{ID: m.ID, Origins: m.Origins})
 		for _, k := range m.Keys {
 			if err := pc.Keys.Add(m.ID, k.Role, k.Digest); err != nil {
-				return pc, fmt.Errorf("merchant %s: %w", m.ID, err)
+				errs = append(errs, fmt.Errorf("merchant %s: %w", m.ID, err))
 			}
 		}
 	}
 	if err := addEnvKeys(pc.Keys, os.Getenv("CHDPROXY_KEYS")); err != nil {
-		return pc, err
+		errs = append(errs, err)
 	}
 	upCAs, err := certPool(cfg.Upstream.CAFile)
 	if err != nil {
-		return pc, err
+		errs = append(errs, err)
 	}
 	pc.Upstream = proxy.UpstreamOptions{RootCAs: upCAs, ConnectTimeout: cfg.Upstream.ConnectTimeout, ResponseTimeout: cfg.Upstream.ResponseTimeout}
 	secret, err := readSecretFile(cfg.Idempotency.SecretFile)
 	if err != nil || len(secret) < 32 {
-		return pc, errors.New("idempotency.secret_file: needs a file with at least 32 characters")
+		errs = append(errs, errors.New("idempotency.secret_file: needs a file with at least 32 characters"))
 	}
 	pc.IdempotencySecret = []byte(secret)
-	return pc, nil
+	return pc, errors.Join(errs...)
 }
 
 // openAudit opens the audit trail: a file path, or "stdout" (a stream of its own:
 // the logs go to stderr). closeAudit writes the queued outcome records first.
-func openAudit(where, policyHash string) (_ proxy.Auditor, closeAudit func() error, _ error) {
+func openAudit(where, policyHash string) (_ *proxy.JSONLAudit, closeAudit func() error, _ error) {
 	if where == "stdout" {
 		a := proxy.NewJSONLAudit(os.Stdout, policyHash)
 		return a, func() error { a.Flush(); return nil }, nil
@@ -267,10 +288,74 @@ func loadServeConfig(path string) (*serveConfig, error) {
 			errs = append(errs, fmt.Errorf("listen.%s.addr: required", name))
 		}
 	}
+	errs = append(errs, cfg.unsafeProblems()...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%s: %w", path, errors.Join(errs...))
 	}
 	return &cfg, nil
+}
+
+// unsafeProblems lists every setting serve refuses to run with: card data or
+// credentials in clear off the machine, merchant ids the vault cannot hold,
+// origins any site could claim, and one key for two roles or merchants.
+func (cfg *serveConfig) unsafeProblems() []error {
+	var errs []error
+	if u, err := url.Parse(cfg.Vault.Address); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		errs = append(errs, errors.New("vault.address: plain http is allowed on loopback only (the encrypt calls carry the PAN, and the Vault token goes with every call); use https"))
+	}
+	for i, a := range cfg.Redis.Addrs {
+		if host, _, err := net.SplitHostPort(a); !cfg.Redis.TLS && (err != nil || !loopbackHost(host)) {
+			errs = append(errs, fmt.Errorf("redis.addrs[%d]: tls: true is required off loopback (the password, card ciphertexts and one-time CVVs cross that link)", i))
+		}
+	}
+	ids, digests := map[string]string{}, map[string]string{} // → where first listed
+	for i, m := range cfg.Merchants {
+		mp := fmt.Sprintf("merchants[%d]", i)
+		if !vault.ValidMerchantID(m.ID) {
+			errs = append(errs, fmt.Errorf("%s.id: use 1-64 characters of A-Z, a-z, 0-9, '_', '-' and '.'", mp))
+		} else if first, dup := ids[m.ID]; dup {
+			errs = append(errs, fmt.Errorf("%s.id: the same merchant id as %s", mp, first))
+		}
+		ids[m.ID] = cmp.Or(ids[m.ID], mp)
+		for j, o := range m.Origins {
+			if msg := originProblem(o); msg != "" {
+				errs = append(errs, fmt.Errorf("%s.origins[%d]: %s", mp, j, msg))
+			}
+		}
+		for j, k := range m.Keys {
+			kp, d := fmt.Sprintf("%s.keys[%d]", mp, j), strings.ToLower(k.Digest) // hex in either case is one digest
+			if first, dup := digests[d]; dup {
+				errs = append(errs, fmt.Errorf("%s: %w (also %s)", kp, proxy.ErrDuplicateKey, first))
+			}
+			digests[d] = cmp.Or(digests[d], kp)
+		}
+	}
+	return errs
+}
+
+// originProblem says why o cannot be a merchant's CORS origin, "" when it can.
+func originProblem(o string) string {
+	switch o {
+	case "*":
+		return `"*" would let any site tokenize with the merchant's publishable key`
+	case "null":
+		return `"null" is sent by sandboxed frames and local files of any site`
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Contains(u.Host, "*") ||
+		o != u.Scheme+"://"+u.Host || o != strings.ToLower(o) {
+		return "not an origin: use scheme://host[:port] in lowercase, with no path, query or trailing '/'"
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		return "plain http is allowed for localhost only: the page that collects cards must be served over https"
+	}
+	return ""
+}
+
+// loopbackHost reports whether host (no port) is localhost or a loopback IP.
+func loopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()
 }
 
 // tlsListener wraps a listener in TLS. Plain text is allowed only on loopback
@@ -318,21 +403,22 @@ func readSecretFile(path string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
-// limits takes the configured limits, each zero one at its default.
+// limits takes the configured limits; proxy.New puts each zero one at its default.
 func limits(cfg *serveConfig) proxy.Limits {
-	l := proxy.DefaultLimits
-	pick := func(dst *int, v int) {
-		if v > 0 {
-			*dst = v
-		}
+	c := cfg.Limits
+	return proxy.Limits{
+		PerKeyRate: c.PerKeyRate, PerKeyBurst: c.PerKeyBurst, PerClientRate: c.PerClientRate, PerClientBurst: c.PerClientBurst,
+		Upstream: c.Upstream, Vault: c.Vault,
 	}
-	if cfg.Limits.PerKeyRate > 0 {
-		l.PerKeyRate = cfg.Limits.PerKeyRate
+}
+
+// parsePrefix reads a CIDR prefix, or a single address as its own prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
-	pick(&l.PerKeyBurst, cfg.Limits.PerKeyBurst)
-	pick(&l.Upstream, cfg.Limits.Upstream)
-	pick(&l.Vault, cfg.Limits.Vault)
-	return l
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
 }
 
 // addEnvKeys adds keys given in the environment as a comma-separated list of

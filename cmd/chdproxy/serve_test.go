@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -56,7 +57,9 @@ func TestServeOnRealVaultAndRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	polText := strings.NewReplacer("https://chd-api.smartcore.pro", up.URL, "https://api-gateway.smartcore.pro", up.URL).Replace(string(pol))
+	// A policy file that names the sandbox must acknowledge it as the card-data host.
+	polText := strings.NewReplacer("https://chd-api.smartcore.pro", up.URL, "https://api-gateway.smartcore.pro", up.URL,
+		"    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n").Replace(string(pol))
 	pk, sk := "pk_"+strings.Repeat("a", 32), "sk_"+strings.Repeat("b", 32)
 	addr := func() string {
 		p, err := testenv.FreePort(false)
@@ -179,5 +182,108 @@ merchants:
 	}
 	if bytes.Contains(audit, []byte(testcards.Success)) {
 		t.Error("the audit file holds the PAN")
+	}
+}
+
+// TestServeRefusesUnsafeConfigs: each file is the valid base with one change;
+// serve must refuse what would put card data or credentials at risk, naming
+// where, and list every problem of a file at once.
+func TestServeRefusesUnsafeConfigs(t *testing.T) {
+	pk, sk := proxy.KeyDigest("pk_"+strings.Repeat("a", 32)), proxy.KeyDigest("sk_"+strings.Repeat("b", 32))
+	base := fmt.Sprintf(`policy: policy.yaml
+audit: stdout
+listen: {collect: {addr: "127.0.0.1:1"}, forward: {addr: "127.0.0.1:2"}, admin: {addr: "127.0.0.1:3"}}
+vault: {address: "https://vault.internal:8200", token_file: token}
+redis: {addrs: ["redis.internal:6379"], tls: true}
+merchants:
+  - id: m1
+    origins: ["https://shop.example", "http://localhost:3000", "https://shop.example:8443"]
+    keys: [{role: publishable, digest: "%s"}, {role: secret, digest: "%s"}]
+  - id: m2.shop-b_2
+    keys: []
+`, pk, sk)
+	tests := []struct {
+		name string
+		repl []string // old, new, …: each must apply exactly once
+		want []string // pieces of the error, in any order; none: accepted
+	}{
+		{name: "the base config is accepted"},
+		{name: "plain http to Vault on loopback is accepted", repl: []string{"https://vault.internal:8200", "http://127.0.0.1:8200"}},
+		{name: "plain http to Vault on localhost is accepted", repl: []string{"https://vault.internal:8200", "http://localhost:8200"}},
+		{name: "plain http to Vault off loopback is refused", repl: []string{"https://vault.internal:8200", "http://vault.internal:8200"},
+			want: []string{"vault.address: plain http is allowed on loopback only"}},
+		{name: "plain http to Vault on a private address is refused", repl: []string{"https://vault.internal:8200", "http://10.0.0.5:8200"},
+			want: []string{"vault.address: plain http"}},
+		{name: "Redis without TLS on loopback is accepted", repl: []string{`["redis.internal:6379"], tls: true`, `["127.0.0.1:6379"]`}},
+		{name: "Redis without TLS off loopback is refused", repl: []string{`["redis.internal:6379"], tls: true`, `["127.0.0.1:6379", "redis.internal:6379"]`},
+			want: []string{"redis.addrs[1]: tls: true is required off loopback"}},
+		{name: "a merchant id with a separator is refused", repl: []string{"id: m1", `id: "m1:x"`}, want: []string{"merchants[0].id: use 1-64 characters"}},
+		{name: "a merchant id with a space is refused", repl: []string{"id: m1", `id: "m 1"`}, want: []string{"merchants[0].id"}},
+		{name: "an empty merchant id is refused", repl: []string{"id: m1", `id: ""`}, want: []string{"merchants[0].id"}},
+		{name: "a merchant id longer than 64 is refused", repl: []string{"id: m1", "id: " + strings.Repeat("m", 65)}, want: []string{"merchants[0].id"}},
+		{name: "a merchant listed twice is refused", repl: []string{"id: m2.shop-b_2", "id: m1"}, want: []string{"merchants[1].id: the same merchant id as merchants[0]"}},
+		{name: "the origin * is refused", repl: []string{`"https://shop.example",`, `"*",`}, want: []string{`merchants[0].origins[0]: "*" would let any site`}},
+		{name: "the origin null is refused", repl: []string{`"https://shop.example",`, `"null",`}, want: []string{`merchants[0].origins[0]: "null" is sent by sandboxed frames`}},
+		{name: "an origin with a trailing slash is refused", repl: []string{`"https://shop.example",`, `"https://shop.example/",`}, want: []string{"merchants[0].origins[0]: not an origin"}},
+		{name: "an origin with a path is refused", repl: []string{`"https://shop.example",`, `"https://shop.example/checkout",`}, want: []string{"origins[0]: not an origin"}},
+		{name: "an origin with credentials is refused", repl: []string{`"https://shop.example",`, `"https://u@shop.example",`}, want: []string{"origins[0]: not an origin"}},
+		{name: "an origin in capitals is refused", repl: []string{`"https://shop.example",`, `"https://Shop.example",`}, want: []string{"origins[0]: not an origin"}},
+		{name: "a wildcard origin is refused", repl: []string{`"https://shop.example",`, `"https://*.shop.example",`}, want: []string{"origins[0]: not an origin"}},
+		{name: "an origin without a scheme is refused", repl: []string{`"https://shop.example",`, `"shop.example",`}, want: []string{"origins[0]: not an origin"}},
+		{name: "an origin of another scheme is refused", repl: []string{`"https://shop.example",`, `"ftp://shop.example",`}, want: []string{"origins[0]: not an origin"}},
+		{name: "a plain http origin off localhost is refused", repl: []string{`"https://shop.example",`, `"http://shop.example",`}, want: []string{"origins[0]: plain http is allowed for localhost only"}},
+		{name: "one digest for two roles is refused", repl: []string{`{role: secret, digest: "` + sk, `{role: secret, digest: "` + pk},
+			want: []string{"merchants[0].keys[1]: the same key digest is listed twice", "(also merchants[0].keys[0])"}},
+		{name: "one digest for two merchants is refused", repl: []string{"keys: []", `keys: [{role: secret, digest: "sha256:` + strings.ToUpper(sk[7:]) + `"}]`}, // hex in capitals: the same digest
+			want: []string{"merchants[1].keys[0]: the same key digest is listed twice", "(also merchants[0].keys[1])"}},
+		{name: "every problem is listed at once", repl: []string{"https://vault.internal:8200", "http://vault.internal:8200", `, tls: true`, "", "id: m1", "id: m/1", `"http://localhost:3000"`, `"*"`},
+			want: []string{"vault.address", "redis.addrs[0]", "merchants[0].id", "merchants[0].origins[1]"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := base
+			for i := 0; i+1 < len(tt.repl); i += 2 {
+				if n := strings.Count(text, tt.repl[i]); n != 1 {
+					t.Fatalf("replacement %q matches %d times, want 1", tt.repl[i], n)
+				}
+				text = strings.Replace(text, tt.repl[i], tt.repl[i+1], 1)
+			}
+			file := filepath.Join(t.TempDir(), "chdproxy.yaml")
+			if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadServeConfig(file)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("got %v, want the config accepted", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got the config accepted, want an error with %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), sk[7:]) || strings.Contains(err.Error(), pk[7:]) {
+				t.Errorf("the error shows a key digest: %q", err)
+			}
+		})
+	}
+}
+
+// CHDPROXY_KEYS cannot give a key of the file a second role or merchant either.
+func TestEnvKeysCannotReuseADigestOfTheFile(t *testing.T) {
+	pk := proxy.KeyDigest("pk_" + strings.Repeat("a", 32))
+	for _, env := range []string{"m1:secret:" + pk, "m2:publishable:" + pk, "m1:admin:sha256:" + strings.ToUpper(pk[7:])} {
+		keys := &proxy.Keys{}
+		if err := keys.Add("m1", proxy.RolePublishable, pk); err != nil {
+			t.Fatal(err)
+		}
+		if err := addEnvKeys(keys, env); !errors.Is(err, proxy.ErrDuplicateKey) {
+			t.Errorf("CHDPROXY_KEYS=%s: got %v, want ErrDuplicateKey", env[:strings.Index(env, ":sha256")], err)
+		}
 	}
 }
