@@ -137,7 +137,7 @@ func serveConfig(dir, policyPath string, v *testenv.VaultServer, redisAddr strin
 		"vault":       map[string]any{"address": v.Addr, "token_file": tokenFile, "timeout": "2s"},
 		"redis":       map[string]any{"addrs": []string{redisAddr}},
 		"idempotency": map[string]any{"secret_file": idemFile},
-		"limits":      map[string]any{"per_key_rate": 1e9, "per_key_burst": 1000000000},
+		"limits":      map[string]any{"per_key_rate": 1e9, "per_key_burst": 1000000000, "per_client_rate": 1e9, "per_client_burst": 1000000000},
 		"upstream":    map[string]any{"ca_file": t.caFile},
 		"merchants": []any{map[string]any{
 			"id": k.merchant, "origins": []string{benchOrigin},
