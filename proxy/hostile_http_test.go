@@ -4,6 +4,7 @@ package proxy_test
 // odd paths and methods, CONNECT (raw TCP against the real server).
 
 import (
+	"archive/zip"
 	"bytes"
 	"errors"
 	"fmt"
@@ -367,9 +368,12 @@ func TestHostile_TransactionExportReachesTheSandbox(t *testing.T) {
 	if got := st.object(t)["status"]; got != float64(2) {
 		t.Errorf("task status: got %v, want 2", got)
 	}
-	// The xlsx itself reaches the sandbox too; whether it is relayed is the answer
-	// scrubber's decision (a zip is not text it can check for card data).
-	h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/"+id+"/result", nil, nil)
+	// The xlsx is read part by part with the answer rules, and relayed as it is.
+	x := h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/"+id+"/result", nil, nil)
+	wantStatus(t, x, http.StatusOK)
+	if _, err := zip.NewReader(bytes.NewReader(x.body), int64(len(x.body))); err != nil || !strings.Contains(x.header.Get("Content-Type"), "spreadsheetml") {
+		t.Errorf("export result: got %q, %v; want the xlsx", x.header.Get("Content-Type"), err)
+	}
 	h.wantUpstreamCalls(t, exportPath, 1)
 	h.wantUpstreamCalls(t, exportPath+"/task/"+id, 1)
 	h.wantUpstreamCalls(t, exportPath+"/task/"+id+"/result", 1)
@@ -389,6 +393,45 @@ func TestHostile_TransactionExportAnswerIsScrubbed(t *testing.T) {
 		if bytes.Contains(r.body, []byte(testcards.Success)) || !bytes.Contains(r.body, []byte("641def1d70836759e8af7dd4")) {
 			t.Errorf("answer: got %s, want the card number masked and the task id kept", r.body)
 		}
+	}
+}
+
+// A document is relayed only when every part of it is clean; one with a card number
+// is refused, not rewritten.
+func TestHostile_TransactionExportDocumentWithCardDataIsRefused(t *testing.T) {
+	doc := func(cell string) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		w, _ := zw.Create("xl/sharedStrings.xml")
+		_, _ = w.Write([]byte(`<sst><si><t>641def1d70836759e8af7dd4</t></si><si><t>401200******3010</t></si><si><t>` + cell + `</t></si></sst>`))
+		_ = zw.Close()
+		return b.Bytes()
+	}
+	for _, c := range []struct {
+		name, cell string
+		code       string
+	}{
+		{"a clean document", "1700000000000", ""},
+		{"a full card number", "card " + testcards.Success, "upstream_response_card_data"},
+		{"a card number in character references", "&#52;" + testcards.Success[1:], "upstream_response_card_data"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := doc(c.cell)
+			up := &fakeUpstream{respond: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+				_, _ = w.Write(body)
+			}}
+			h := newHarness(t, harnessOptions{upstream: up})
+			r := h.fwd(t, merchantA, http.MethodGet, exportPath+"/task/641def1d70836759e8af7dd4/result", nil, nil)
+			if c.code != "" {
+				wantError(t, r, http.StatusBadGateway, c.code)
+				return
+			}
+			wantStatus(t, r, http.StatusOK)
+			if !bytes.Equal(r.body, body) {
+				t.Error("a clean document was not relayed byte for byte")
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
@@ -41,6 +42,9 @@ func scrubAnswer(rd *redact.Redactor, h http.Header, body []byte) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
+	if mt, _, _ := mime.ParseMediaType(h.Get("Content-Type")); mt == xlsxType {
+		return body, checkArchive(rd, body)
+	}
 	enc, err := answerCharset(h, body)
 	if err != nil {
 		return nil, err
@@ -61,6 +65,40 @@ func scrubAnswer(rd *redact.Redactor, h http.Header, body []byte) ([]byte, error
 		return nil, errUpstreamUnreadable
 	}
 	return out, nil
+}
+
+// xlsxType is the transaction-list export's result: a zip archive of XML parts.
+const xlsxType = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+// errUpstreamCardData refuses a document that holds card data: masking a value inside
+// an archive would mean rewriting it, which is not worth its risk for a report.
+var errUpstreamCardData = newError(http.StatusBadGateway, "upstream_response_card_data",
+	"the upstream answer is a document holding card data; it was not relayed")
+
+// checkArchive reads every part of a zip-based document with the same rules as any
+// answer: a clean document is relayed byte for byte, one that the rules would change
+// is refused, and one that cannot be read (not UTF-8 text, too large) too.
+func checkArchive(rd *redact.Redactor, body []byte) error {
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil || len(zr.File) > 1000 {
+		return errUpstreamUnreadable
+	}
+	budget := int64(4 * maxUpstreamBody) // decompressed, over all parts: a zip bomb ends here
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			return errUpstreamUnreadable
+		}
+		part, err := io.ReadAll(io.LimitReader(rc, budget+1))
+		rc.Close()
+		if budget -= int64(len(part)); err != nil || budget < 0 || !utf8.Valid(part) {
+			return errUpstreamUnreadable
+		}
+		if !bytes.Equal(rd.Scrub(part), part) {
+			return errUpstreamCardData
+		}
+	}
+	return nil
 }
 
 // decodeContent undoes gzip or deflate content coding.
