@@ -16,10 +16,12 @@ export CHDPROXY_VAULT_BIN := $(VAULT_BIN)
 run:
 	$(GO) run ./cmd/chdproxy dev --state-dir $(STATE_DIR)
 
-## test: vet + the whole suite, real redis-server and real Vault server included
+## test: vet + the whole suite, real redis-server and real Vault server included, then the
+## hostile suite again on a redis-server per test and one Vault dev server (issue 11)
 test: deps vault
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 ./...
+	CHDPROXY_SUITE_BACKEND=real $(GO) test -race -count=1 -run 'TestHostile' ./proxy/
 
 ## unit: the suite without building Vault (integration tests skip unless CI=true)
 unit:

@@ -16,3 +16,9 @@ var PolicyYAML []byte
 //
 //go:embed vault-policy.hcl
 var VaultPolicyHCL []byte
+
+// VaultPolicyRewrapHCL is deploy/vault-policy-rewrap.hcl, the Vault policy of
+// the operator token `chdproxy rewrap` runs with.
+//
+//go:embed vault-policy-rewrap.hcl
+var VaultPolicyRewrapHCL []byte

@@ -195,7 +195,8 @@ func (r *report) lifetimes(p *Policy) {
 	capped := fmtDuration(token.MaxOneTimeTTL)
 	r.printf("## Token lifetimes\n\n")
 	r.printf("| What | Lifetime | Rule |\n|---|---|---|\n")
-	r.printf("| Card token (encrypted PAN, expiry, cardholder name) | %s | deleted on request or at expiry |\n", fmtDuration(p.Tokens.Card))
+	r.printf("| Card token (encrypted PAN, expiry, cardholder name) | %s | hard cap %s (bounds how long a rotated transit key version stays needed); deleted on request or at expiry |\n",
+		fmtDuration(p.Tokens.Card), fmtDuration(MaxCardTTL))
 	r.printf("| CVV | %s | hard cap %s; deleted at its first injection |\n", fmtDuration(p.Tokens.CVV), capped)
 	r.printf("| Wallet token (Apple Pay / Google Pay payment data) | %s | hard cap %s; deleted at its first injection |\n\n", fmtDuration(p.Tokens.Wallet), capped)
 }

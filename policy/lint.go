@@ -449,9 +449,15 @@ func (l *linter) passthrough() {
 	}
 }
 
+// MaxCardTTL caps a card token's lifetime. Every stored ciphertext is then at most
+// this old, so a rotated-out transit key version stops being needed this long after
+// the rotation even when no rewrap runs, and min_decryption_version can retire it:
+// a cryptoperiod of one quarter (PCI DSS 3.6.4, 3.7.4).
+const MaxCardTTL = 90 * 24 * time.Hour
+
 func (l *linter) tokens() {
 	t := l.p.Tokens
-	l.ttl("tokens.card_ttl", t.Card, 0)
+	l.ttl("tokens.card_ttl", t.Card, MaxCardTTL)
 	l.ttl("tokens.cvv_ttl", t.CVV, token.MaxOneTimeTTL)
 	l.ttl("tokens.wallet_ttl", t.Wallet, token.MaxOneTimeTTL)
 }

@@ -176,6 +176,15 @@ func TestLintRejectsUnsafePolicies(t *testing.T) {
 			want: []want{{"tokens.card_ttl", "too short", "card_ttl"}},
 		},
 		{
+			name: "a card token living past the 90 day cap is refused (old key versions could never retire)",
+			yaml: mutate(t, "card_ttl: 24h", "card_ttl: 2161h"),
+			want: []want{{"tokens.card_ttl", "above the hard cap of 2160h", "card_ttl"}},
+		},
+		{
+			name: "a card token living exactly the 90 day cap is accepted",
+			yaml: mutate(t, "card_ttl: 24h", "card_ttl: 2160h"),
+		},
+		{
 			name: "a location key is an unknown key",
 			yaml: mutate(t, "{field: card_number, attribute: pan, kinds: [card]}", "{field: card_number, attribute: pan, kinds: [card], location: header}"),
 			want: []want{{"routes[0].inject[0].location", `unknown key "location"`, "location: header"}},

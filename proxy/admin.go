@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -18,6 +17,9 @@ func adminHandler(d *deps) http.Handler {
 	a := &admin{d}
 	rt.Methods(http.MethodGet).Path("/healthz").Name("healthz").Handler(wrap(d, "admin", "", a.healthz))
 	rt.Methods(http.MethodGet).Path("/readyz").Name("readyz").Handler(wrap(d, "admin", "", a.readyz))
+	// No key, like /readyz: Prometheus scrapes with network policy as the control, and
+	// needs no admin key that could delete tokens. Labels carry no caller data (metrics.go).
+	rt.Methods(http.MethodGet).Path("/metrics").Name("metrics").Handler(wrap(d, "admin", "", d.clientLimited(d.metrics.handler(d))))
 	rt.Methods(http.MethodGet).Path("/v1/policy").Name("policy_report").Handler(wrap(d, "admin", "policy_report",
 		d.authenticated(adminCaller, a.policy)))
 	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("admin_token_delete").Handler(wrap(d, "admin", "delete",
@@ -32,8 +34,10 @@ func (a *admin) healthz(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// readiness is the /readyz body, the same shape whatever the outcome. Each check is
-// "ok", "failing", or "unknown" (Vault is not reported on when Redis failed first).
+// readiness is the /readyz body, the same shape whatever the outcome. Each check
+// is "ok" or names the fault: Vault sealed, standby, uninitialized, forbidden,
+// misconfigured, timeout, unreachable or unavailable (vault.TransitFault);
+// Redis auth_failed, timeout or unreachable (vault.StoreFault); audit failing.
 type readiness struct {
 	Status string `json:"status"` // ready | unavailable
 	Checks struct {
@@ -43,31 +47,40 @@ type readiness struct {
 	} `json:"checks"`
 }
 
-// readyz checks Vault, Redis and the audit trail with a short deadline so a load
-// balancer gets a fast answer: a replica whose audit trail cannot be written can
-// do nothing (every operation fails closed), so it is not ready either.
+// readyz checks Vault, Redis and the audit trail concurrently with a short
+// deadline so a load balancer gets a fast answer: a replica whose audit trail
+// cannot be written can do nothing (every operation fails closed), so it is not
+// ready either. Any failing dependency answers 503.
 func (a *admin) readyz(w http.ResponseWriter, r *http.Request) error {
+	if a.draining.Load() { // shutting down: whatever the dependencies say
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	auditc := make(chan error, 1)
 	go func() { auditc <- a.Audit.Health() }() // a hung disk must not hang the answer
+	hl := a.Vault.Health(ctx)
 	var rd readiness
-	rd.Status, rd.Checks.Vault, rd.Checks.Redis, rd.Checks.Audit = "ready", "ok", "ok", "ok"
-	var se *vault.StoreError
-	if err := a.Vault.Ping(ctx); errors.As(err, &se) {
-		rd.Checks.Redis, rd.Checks.Vault = "failing", "unknown"
-	} else if err != nil {
-		rd.Checks.Vault = "failing"
-	}
+	rd.Status, rd.Checks.Audit = "ready", "ok"
+	rd.Checks.Vault, rd.Checks.Redis = vault.TransitFault(hl.Transit), vault.StoreFault(hl.Store)
 	var aerr error
 	select {
-	case aerr = <-auditc:
-	case <-ctx.Done():
-		aerr = errAuditStuck
+	case aerr = <-auditc: // answered while a slow Vault or Redis used up the deadline
+	default:
+		select {
+		case aerr = <-auditc:
+		case <-ctx.Done():
+			aerr = errAuditStuck
+		}
 	}
 	if aerr != nil {
 		rd.Checks.Audit = "failing"
-		a.Log.WithError(aerr).Warn("readiness: the audit trail cannot be written")
+	}
+	for what, err := range map[string]error{"vault": hl.Transit, "redis": hl.Store, "audit trail": aerr} {
+		if err != nil { // errors of vault and audit carry no data
+			a.Log.WithError(err).Warn("readiness: the " + what + " check fails")
+		}
 	}
 	status := http.StatusOK
 	if rd.Checks.Vault != "ok" || rd.Checks.Redis != "ok" || rd.Checks.Audit != "ok" {

@@ -20,7 +20,8 @@ type AuditRecord struct {
 	Time  time.Time `json:"time"` // UTC
 	Event string    `json:"event"`
 	// Outcome: success | attempt | denied (chdproxy refused) | upstream_declined (the
-	// upstream answered 4xx) | failure.
+	// upstream answered 4xx) | failure | restored (a detokenize whose request was never
+	// written upstream: the CVV or wallet token it consumed is back).
 	Outcome        string `json:"outcome"`
 	Code           string `json:"code,omitempty"`
 	Status         int    `json:"status,omitempty"`
@@ -40,6 +41,34 @@ type AuditRecord struct {
 	// known key between Since and Time (see refusals).
 	Count int        `json:"count,omitempty"`
 	Since *time.Time `json:"since,omitempty"`
+	// Operator and Detail are of admin records (AdminEvent).
+	Operator string         `json:"operator,omitempty"`
+	Detail   map[string]any `json:"detail,omitempty"`
+}
+
+// AdminEvent is a lifecycle event of the process or an operator's action (PCI DSS
+// 10.2.1.6: start and stop of the audit trail; 10.2.2: who did what).
+type AdminEvent struct {
+	Event    string // start | stop | reload | purge | rewrap | …
+	Outcome  string // success | attempt | failure; "" is success
+	Source   string // "process" (serve, dev) or "cli" (a command an operator ran)
+	Merchant string // of a per-merchant action (purge)
+	Operator string // who ran a command ($USER or --operator)
+	Code     string // a stable failure code, never an error text (it may name a key or a file)
+	// Detail holds counts, versions and settings names only: never a key, a digest or card data.
+	Detail map[string]any
+}
+
+// WriteAdminEvent writes ev durably (Auditor.Write): an action that must be on record
+// refuses to go on when this fails.
+func WriteAdminEvent(a Auditor, ev AdminEvent) error {
+	if ev.Outcome == "" {
+		ev.Outcome = "success"
+	}
+	return a.Write(AuditRecord{
+		Event: ev.Event, Outcome: ev.Outcome, Listener: ev.Source, Merchant: ev.Merchant,
+		Operator: ev.Operator, Code: ev.Code, Detail: ev.Detail, RequestID: "adm_" + randomBase62(16),
+	})
 }
 
 // Auditor writes audit records.
@@ -82,6 +111,8 @@ type JSONLAudit struct {
 	lastErr  error     // of the last batch: nil once a batch is written again
 	started  time.Time // when the in-flight batch began
 	probed   time.Time // when Health last probed a failing sink
+
+	synced func(records int, took time.Duration, err error) // ObserveSync's; nil: none
 }
 
 // Health thresholds: a batch still writing after auditStuck means a hung disk; a
@@ -102,6 +133,14 @@ type auditBatch struct {
 	done   chan struct{}
 	err    error
 	failed []func(error) // of the enqueued records that asked
+	n      int           // records in the batch
+}
+
+// ObserveSync implements SyncObservable: synced hears every group commit (metrics).
+func (a *JSONLAudit) ObserveSync(synced func(records int, took time.Duration, err error)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.synced = synced
 }
 
 // NewJSONLAudit returns an auditor writing to w; every record carries policyHash.
@@ -277,6 +316,7 @@ func (a *JSONLAudit) queue(line []byte) *auditBatch {
 		a.next = &auditBatch{done: make(chan struct{})}
 	}
 	a.pending = append(a.pending, line...)
+	a.next.n++
 	return a.next
 }
 
@@ -286,9 +326,13 @@ func (a *JSONLAudit) flushOne() {
 	a.takeReopened()
 	buf, batch := a.pending, a.next
 	a.pending, a.next, a.inflight, a.started = a.spare[:0], nil, batch, time.Now()
-	w := a.w
+	w, synced := a.w, a.synced
 	a.mu.Unlock()
+	start := time.Now()
 	batch.err = writeSync(w, buf)
+	if synced != nil {
+		synced(batch.n, time.Since(start), batch.err)
+	}
 	if batch.err != nil {
 		for _, f := range batch.failed {
 			f(batch.err)

@@ -29,7 +29,7 @@ type keyedFunc func(w http.ResponseWriter, r *http.Request, key Key) error
 // reaches the key's, which every shopper of the merchant shares.
 func (d *deps) authenticated(c caller, h keyedFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		key, err := d.Keys.Authenticate(bearer(r.Header.Get(c.header)), c.role)
+		key, err := d.directory(r).keys.Authenticate(bearer(r.Header.Get(c.header)), c.role)
 		if err != nil || c.public {
 			if lerr := d.Limiter.allowClient(r); lerr != nil {
 				return lerr
@@ -56,4 +56,14 @@ func (d *deps) clientLimited(h handlerFunc) handlerFunc {
 		}
 		return h(w, r)
 	}
+}
+
+// directory is the keys and merchants r uses from its first look to its end: a reload
+// in between never has a request authenticate under one set and check origins under another.
+func (d *deps) directory(r *http.Request) *directory {
+	ri := info(r)
+	if ri.dir == nil {
+		ri.dir = d.dir.Load()
+	}
+	return ri.dir
 }

@@ -12,9 +12,10 @@ import (
 	"github.com/chdproxy/chdproxy/vault"
 )
 
-// vaultDeadline bounds one request's work against Vault and Redis, whatever the
-// timeouts of the Transit and the Redis client: a stuck dependency is a fast 504.
-const vaultDeadline = 5 * time.Second
+// defaultVaultTimeout bounds one request's work against Vault and Redis when
+// Config.VaultTimeout is zero, whatever the timeouts of the Transit and the Redis
+// client: a stuck dependency is a fast 504.
+const defaultVaultTimeout = 5 * time.Second
 
 // vaultCall takes one of the in-flight slots towards Vault and Redis and gives the
 // work a deadline of its own; done releases both.
@@ -23,7 +24,7 @@ func (d *deps) vaultCall(ctx context.Context) (_ context.Context, done func(), _
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, vaultDeadline)
+	ctx, cancel := context.WithTimeout(ctx, d.vaultBound)
 	return ctx, func() { cancel(); release() }, nil
 }
 
@@ -58,7 +59,7 @@ type collect struct{ *deps }
 func (c *collect) cors(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Add("Vary", "Origin")
-		if origin := r.Header.Get("Origin"); origin != "" && c.anyMerchantAllows(origin) {
+		if origin := r.Header.Get("Origin"); origin != "" && c.anyMerchantAllows(r, origin) {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id")
 		}
@@ -73,7 +74,7 @@ func (c *collect) cors(h handlerFunc) handlerFunc {
 // cross-origin POST.
 func (c *collect) ownOrigin(h keyedFunc) keyedFunc {
 	return func(w http.ResponseWriter, r *http.Request, key Key) error {
-		if origin := r.Header.Get("Origin"); origin != "" && !slices.Contains(c.Merchants[key.Merchant].Origins, origin) {
+		if origin := r.Header.Get("Origin"); origin != "" && !slices.Contains(c.directory(r).merchants[key.Merchant].Origins, origin) {
 			w.Header().Del("Access-Control-Allow-Origin")
 			w.Header().Del("Access-Control-Expose-Headers")
 			return errOriginNotAllowed
@@ -86,7 +87,7 @@ func (c *collect) ownOrigin(h keyedFunc) keyedFunc {
 // credentials here, so an origin passes if any merchant allows it; the real request is
 // then checked against its own merchant.
 func (c *collect) preflight(w http.ResponseWriter, r *http.Request) error {
-	if origin := r.Header.Get("Origin"); origin == "" || !c.anyMerchantAllows(origin) {
+	if origin := r.Header.Get("Origin"); origin == "" || !c.anyMerchantAllows(r, origin) {
 		return errOriginNotAllowed
 	}
 	h := w.Header()
@@ -97,8 +98,8 @@ func (c *collect) preflight(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (c *collect) anyMerchantAllows(origin string) bool {
-	for _, m := range c.Merchants {
+func (c *collect) anyMerchantAllows(r *http.Request, origin string) bool {
+	for _, m := range c.directory(r).merchants {
 		if slices.Contains(m.Origins, origin) {
 			return true
 		}

@@ -27,7 +27,8 @@
 //	errors.go       stable error codes; classify maps every error to one
 //
 // The order on a forward request: authenticate and limit, idempotency, read and refuse
-// raw card data, find the one token, read its record once, plan, start decrypting
-// while the audit attempt record is made durable, fill the plan, send once, scrub
-// the answer.
+// raw card data, find the one token, take an upstream slot, read its record once,
+// plan, start decrypting while the audit attempt record is made durable, fill the
+// plan (consuming a CVV or wallet token), send once (restoring what was consumed if
+// no byte left), scrub the answer, end the CVV of an accepted payment.
 package proxy

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
 
 	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/vault"
@@ -106,6 +108,11 @@ func (f *forward) passthrough(w http.ResponseWriter, r *http.Request, pt *policy
 		return errTokenNotAllowed
 	}
 	up, _ := f.Policy.Upstream(pt.Upstream)
+	release, err := f.upstreamSlot(r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := f.attemptTo(r, up); err != nil {
 		return err
 	}
@@ -147,6 +154,11 @@ func (f *forward) attemptTo(r *http.Request, up policy.Upstream) error {
 // route (plan.go says which), then forwards the request to the route's card-data
 // upstream. A request that names no token is forwarded as it is (for example a
 // withdrawal with payment_method "token").
+//
+// Nothing is spent before the point of no return: the upstream slot, the vault slot
+// and the audit attempt record are all taken before Reveal consumes a CVV or a wallet
+// token, and what was consumed goes back if the request then fails before any byte of
+// it is written upstream.
 func (f *forward) inject(w http.ResponseWriter, r *http.Request, key Key, route *policy.Route) error {
 	body, err := f.readJSONBody(w, r)
 	if err != nil {
@@ -164,6 +176,11 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, key Key, route 
 		return err
 	}
 	up, _ := f.Policy.Upstream(route.Upstream)
+	release, err := f.upstreamSlot(r)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if tok == "" {
 		if err := f.attemptTo(r, up); err != nil {
 			return err
@@ -171,19 +188,42 @@ func (f *forward) inject(w http.ResponseWriter, r *http.Request, key Key, route 
 		return f.send(w, r, up, route.Path, body)
 	}
 	info(r).token = tok
-	out, err := f.detokenize(r, key.Merchant, route, body, fields, tok, up)
+	in, err := f.detokenize(r, key.Merchant, route, body, fields, tok, up)
 	if err != nil {
 		return err
 	}
-	defer wipe(out)
+	defer wipe(in.body)
 	info(r).injected = true
-	return f.send(w, r, up, route.Path, out)
+	ans, sent, err := f.roundTrip(r, up, route.Path, in.body)
+	if err != nil {
+		if !sent {
+			f.restore(r, in.dec) // it never left chdproxy
+		}
+		return err
+	}
+	if in.cvvLeft && authorized(route, ans) {
+		f.dropCVV(r, key.Merchant, tok)
+	}
+	return f.relay(w, ans)
+}
+
+// upstreamSlot takes one of the in-flight slots towards the upstreams.
+func (f *forward) upstreamSlot(r *http.Request) (release func(), err error) {
+	return f.Limiter.slot(r.Context(), f.Limiter.up, errUpstreamBusy)
+}
+
+// injection is a request body with card data filled in, and what its decryption
+// consumed.
+type injection struct {
+	body    []byte
+	dec     *vault.Decryption // Restore puts back what Reveal consumed
+	cvvLeft bool              // a card token whose live CVV this request did not take
 }
 
 // detokenize reads the token's record once, plans the injection from its kind, and
 // decrypts while the audit record that must precede any use of card data is made
 // durable. It returns the body with the plan applied; the caller wipes it.
-func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, body []byte, fields []jsonField, tok string, up policy.Upstream) ([]byte, error) {
+func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Route, body []byte, fields []jsonField, tok string, up policy.Upstream) (*injection, error) {
 	ctx, done, err := f.vaultCall(r.Context())
 	if err != nil {
 		return nil, err
@@ -193,7 +233,8 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 	if err != nil {
 		return nil, err
 	}
-	p, err := planInjection(route, fields, tok, rec.Meta().Kind)
+	meta := rec.Meta()
+	p, err := planInjection(route, fields, tok, meta.Kind)
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +254,78 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 	if err != nil {
 		return nil, err
 	}
-	return p.apply(body, fields, sec), nil
+	return &injection{body: p.apply(body, fields, sec), dec: dec, cvvLeft: meta.HasCVV && !p.cvv && !meta.Kind.Wallet()}, nil
 }
 
-// send makes the one outbound call and relays the redacted answer. It never retries:
-// once a payment request may have left, a second attempt could charge twice.
+// restore puts back what the request's decryption consumed, when none of the request
+// was written upstream, and records it. The client may be gone: it runs on a context
+// of its own, bounded like any vault work.
+func (f *forward) restore(r *http.Request, dec *vault.Decryption) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), f.vaultBound)
+	defer cancel()
+	restored, err := dec.Restore(ctx)
+	if err == nil && !restored {
+		return // nothing was consumed, or it changed meanwhile (deleted, expired)
+	}
+	f.auditAfter(r, "detokenize", "restored", "restore_failed", err)
+}
+
+// dropCVV deletes the token's CVV once its payment was authorized without it:
+// sensitive authentication data ends at authorization (PCI DSS 3.3.1). The answer
+// goes out whatever happens here; the CVV's own TTL still bounds it.
+func (f *forward) dropCVV(r *http.Request, merchant, tok string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), f.vaultBound)
+	defer cancel()
+	_, err := f.Vault.DropCVV(ctx, merchant, tok)
+	f.auditAfter(r, "cvv_drop", "success", "cvv_drop_failed", err)
+}
+
+// auditAfter queues the record of what was done to the request's token after its
+// attempt record: outcome, or "failure" with code when err is not nil.
+func (f *forward) auditAfter(r *http.Request, event, outcome, code string, err error) {
+	rec := auditRecord(r, "forward", event)
+	rec.Outcome = outcome
+	log := f.Log.WithFields(logrus.Fields{"request_id": info(r).id, "event": event})
+	if err != nil {
+		rec.Outcome, rec.Code = "failure", code
+		log.WithError(err).Error("token operation after the upstream call failed")
+	}
+	f.Audit.Enqueue(rec, func(aerr error) { log.WithError(aerr).Error("audit write failed") })
+}
+
+// authorized reports an answer that ends a payment's use of its card's CVV: a payment
+// route, a 2xx, and a status the SmartPayments documentation does not call a failure
+// (1 processing, 2 success; -1 fail).
+func authorized(route *policy.Route, a *answer) bool {
+	if !route.Payment || a.status < 200 || a.status > 299 {
+		return false
+	}
+	var b struct {
+		Status json.Number `json:"status"`
+	}
+	return json.Unmarshal(a.body, &b) == nil && b.Status != "" && b.Status != "-1"
+}
+
+// answer is an upstream answer, read whole and scrubbed.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send makes the one outbound call and relays the answer.
 func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstream, path string, body []byte) error {
+	ans, _, err := f.roundTrip(r, up, path, body)
+	if err != nil {
+		return err
+	}
+	return f.relay(w, ans)
+}
+
+// roundTrip makes the one outbound call and reads the redacted answer. It never
+// retries: once a payment request may have left, a second attempt could charge twice.
+// sent reports whether any byte of the request may have been written upstream.
+func (f *forward) roundTrip(r *http.Request, up policy.Upstream, path string, body []byte) (_ *answer, sent bool, _ error) {
 	target := up.URL(path)
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
@@ -227,13 +334,16 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	var wrote atomic.Bool // once the request is written, a failure leaves its outcome unknown
+	// The headers are buffered with the body, so nothing reaches the connection before
+	// WroteHeaders; and a request that failed sooner (dial, TLS handshake, cancelled
+	// while waiting) is closed with its connection, never written later.
+	var wrote atomic.Bool
 	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true); info(r).sent.Store(true) },
+		WroteHeaders: func() { wrote.Store(true); info(r).sent.Store(true) },
 	})
 	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	out.GetBody = nil // never replayable
 	copyRequestHeaders(out.Header, r.Header)
@@ -241,52 +351,54 @@ func (f *forward) send(w http.ResponseWriter, r *http.Request, up policy.Upstrea
 	// whatever comes is decoded and scanned in scrubAnswer, or refused.
 	out.Header.Set("Accept-Encoding", "identity")
 	info(r).upstreamHost = up.Host()
-	release, err := f.Limiter.slot(r.Context(), f.Limiter.up, errUpstreamBusy)
-	if err != nil {
-		return err
-	}
-	defer release()
 	resp, err := f.Client.Do(out)
 	if err != nil {
-		return upstreamError(err, wrote.Load())
+		return nil, wrote.Load(), upstreamError(err, wrote.Load())
 	}
 	defer resp.Body.Close()
 	info(r).upstreamStatus = resp.StatusCode
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody+1))
 	if err != nil {
-		return upstreamError(err, true)
+		return nil, true, upstreamError(err, true)
 	}
 	if len(rb) > maxUpstreamBody {
-		return errUpstreamBody
+		return nil, true, errUpstreamBody
 	}
 	// Whatever its content type says: no route of the policy answers in binary.
 	if rb, err = scrubAnswer(f.Redactor, resp.Header, rb); err != nil {
-		return err
+		return nil, true, err
 	}
-	copyHeaders(w.Header(), resp.Header)
+	return &answer{status: resp.StatusCode, header: resp.Header, body: rb}, true, nil
+}
+
+// relay writes an upstream answer to the client, its headers redacted too.
+func (f *forward) relay(w http.ResponseWriter, a *answer) error {
+	copyHeaders(w.Header(), a.header)
 	for name, vs := range w.Header() {
 		for i, v := range vs {
 			vs[i] = f.Redactor.Header(name, v) // headers are part of the answer: X-Card-Cvc, a PAN in one
 		}
 	}
-	w.WriteHeader(resp.StatusCode)
-	_, err = w.Write(rb)
+	w.WriteHeader(a.status)
+	_, err := w.Write(a.body)
 	return err
 }
 
-// upstreamError maps a failed upstream call. Once the request was written the upstream
-// may have acted on it, so the answer says so: the backend must check, not blindly retry.
+// upstreamError maps a failed upstream call, first by whether any byte of the request
+// was written. None: nothing can have been processed, whatever failed (a TLS
+// handshake that timed out too), and a retry is safe. Once written, the upstream may
+// have acted on it, so the answer says so: the backend must check, not blindly retry.
 func upstreamError(err error, sent bool) error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errEgressDenied):
 		return errEgress
+	case !sent:
+		return errUpstreamFailed
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return errUpstreamTimeout
-	case sent:
-		return errUpstreamUnknown
 	}
-	return errUpstreamFailed
+	return errUpstreamUnknown
 }
 
 func (f *forward) metadata(w http.ResponseWriter, r *http.Request, key Key) error {

@@ -5,16 +5,20 @@ package proxy_test
 // servers made by proxy.NewServer, over miniredis (or a real redis-server) and
 // the dev cipher (or a real Vault), with the SmartPayments sandbox as upstream
 // over TLS (a CA made for the test run). newHarness is the only place that
-// assembles the proxy. Everything a test can observe afterwards — responses,
-// logs, audit records, Redis — is captured, and leak_test.go's assertNoCardData
-// looks at all of it when the test ends.
+// assembles the proxy. With CHDPROXY_SUITE_BACKEND=real (main_test.go) every
+// harness runs on its own redis-server and the run's one Vault dev server.
+// Everything a test can observe afterwards — responses, logs, audit records,
+// Redis — is captured, and leak_test.go's assertNoCardData looks at all of it
+// when the test ends.
 //
 // harness_requests_test.go has the clients, bodies and assertions the tests use.
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -49,13 +53,17 @@ const (
 
 // harnessOptions change what newHarness builds; the zero value is the
 // SmartPayments sandbox over TLS, miniredis, the dev cipher behind faultTransit,
-// default limits and testTimeouts.
+// default limits and testTimeouts. In the real backend mode (suiteReal) it is a
+// redis-server and the run's Vault transit instead; transit and realRedis
+// still take precedence.
 type harnessOptions struct {
 	upstream        http.Handler               // served over TLS (test CA) instead of the sandbox
 	upstreamTLS     *tls.Config                // with upstream: this TLS configuration instead
 	upstreamURL     string                     // both upstreams point here; no upstream is started
 	upstreamBase    func(srvURL string) string // rewrites the policy's base URL (egress tests)
 	responseTimeout time.Duration              // the upstream client's; default its own
+	connectTimeout  time.Duration              // the upstream client's (TCP and TLS); default 2s
+	vaultTimeout    time.Duration              // proxy.Config.VaultTimeout; default its own
 	transit         vault.Transit              // instead of the dev cipher (faultTransit still wraps it)
 	realRedis       bool                       // a real redis-server instead of miniredis (skips without one)
 	limits          proxy.Limits               // default proxy.DefaultLimits
@@ -124,22 +132,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 	h.pol = testPolicy(t, base)
 	h.log = redact.NewLogger(h.logs, redact.New(h.pol.RedactRules()), h.pol.Hash)
 
-	if o.realRedis {
-		h.rs = testenv.Redis(t)
-		h.rdb = redisClient(t, h.rs.Addr)
-	} else {
-		h.mr = miniredis.RunT(t)
-		h.rdb = redisClient(t, h.mr.Addr())
-	}
-	inner := o.transit
-	if inner == nil {
-		c, err := vault.NewLocalCipher()
-		if err != nil {
-			t.Fatal(err)
-		}
-		inner = c
-	}
-	h.transit = &faultTransit{inner: inner}
+	dev := h.startBackends(t, o)
 	v, err := vault.New(vault.Config{
 		Transit: h.transit, Store: vault.NewStore(h.rdb, vault.StoreOptions{}),
 		TokenTTL: h.pol.Tokens.Card, CVVTTL: h.pol.Tokens.CVV, WalletTTL: h.pol.Tokens.Wallet,
@@ -157,9 +150,9 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		Merchants: []proxy.Merchant{{ID: merchantA, Origins: []string{originA}}, {ID: merchantB, Origins: []string{originB}}},
 		Log:       h.log, Audit: h.auditor,
 		Redis: h.rdb, IdempotencySecret: []byte("harness idempotency secret, 32+ bytes"),
-		Limits: o.limits, TrustedProxies: o.trustedProxies,
-		Upstream: proxy.UpstreamOptions{RootCAs: theCA(t).Pool, ConnectTimeout: 2 * time.Second, ResponseTimeout: o.responseTimeout},
-		Dev:      o.transit == nil, // the dev cipher, as `chdproxy dev` runs
+		Limits: o.limits, TrustedProxies: o.trustedProxies, VaultTimeout: o.vaultTimeout,
+		Upstream: proxy.UpstreamOptions{RootCAs: theCA(t).Pool, ConnectTimeout: cmp.Or(o.connectTimeout, 2*time.Second), ResponseTimeout: o.responseTimeout},
+		Dev:      dev, // the dev cipher, as `chdproxy dev` runs
 	})
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
@@ -182,6 +175,32 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 		}
 	})
 	return h
+}
+
+// startBackends starts Redis and the transit for o (see harnessOptions), the
+// transit behind faultTransit, and reports whether it is the dev cipher.
+func (h *harness) startBackends(t *testing.T, o harnessOptions) (dev bool) {
+	t.Helper()
+	if o.realRedis || suiteReal {
+		h.rs = testenv.Redis(t)
+		h.rdb = redisClient(t, h.rs.Addr)
+	} else {
+		h.mr = miniredis.RunT(t)
+		h.rdb = redisClient(t, h.mr.Addr())
+	}
+	inner := o.transit
+	if inner == nil && suiteReal {
+		inner = suiteTransit(t)
+	}
+	if inner == nil {
+		c, err := vault.NewLocalCipher()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner, dev = c, true
+	}
+	h.transit = &faultTransit{inner: inner}
+	return dev
 }
 
 // serve runs handler on a loopback listener with the http.Server chdproxy uses,
@@ -227,16 +246,25 @@ func redisClient(t testing.TB, addr string) redis.UniversalClient {
 func realVault(t *testing.T, timeout time.Duration) (vault.Transit, *testenv.VaultServer) {
 	t.Helper()
 	vs := testenv.Vault(t)
-	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{Address: vs.Addr, Token: vs.Token, Timeout: timeout})
+	transit, err := transitOf(vs, timeout)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return transit, vs
+}
+
+// transitOf is a transit client of vs (timeout per call) with the keys made.
+func transitOf(vs *testenv.VaultServer, timeout time.Duration) (vault.Transit, error) {
+	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{Address: vs.Addr, Token: vs.Token, Timeout: timeout})
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := transit.EnsureKeys(ctx); err != nil {
-		t.Fatalf("EnsureKeys: %v", err)
+		return nil, fmt.Errorf("EnsureKeys: %w", err)
 	}
-	return transit, vs
+	return transit, nil
 }
 
 // generateKeys makes a publishable, a secret and an admin key for each
@@ -268,6 +296,15 @@ func (h *harness) closeRedis() {
 		return
 	}
 	h.rs.Stop()
+}
+
+// needsMiniredis skips t in the real backend mode: it uses feature, which
+// only miniredis has.
+func needsMiniredis(t testing.TB, feature string) {
+	t.Helper()
+	if suiteReal {
+		t.Skipf("%s=real: needs miniredis's %s", backendEnv, feature)
+	}
 }
 
 // restartRedis brings miniredis back with its data.
@@ -466,6 +503,20 @@ func (x *faultTransit) Ping(ctx context.Context) error {
 func (x *faultTransit) DevOnly() bool {
 	d, ok := x.inner.(interface{ DevOnly() bool })
 	return ok && d.DevOnly()
+}
+
+// Observe passes the proxy's metrics on to the wrapped transit.
+func (x *faultTransit) Observe(o vault.Observer) {
+	if t, ok := x.inner.(vault.Observable); ok {
+		t.Observe(o)
+	}
+}
+
+// ObserveSync passes the proxy's metrics on to the wrapped auditor.
+func (a *faultAuditor) ObserveSync(f func(int, time.Duration, error)) {
+	if o, ok := a.inner.(proxy.SyncObservable); ok {
+		o.ObserveSync(f)
+	}
 }
 
 // faultAuditor is the JSONL auditor with a switch that makes every Write fail

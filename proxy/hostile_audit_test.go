@@ -165,9 +165,9 @@ func TestHostile_ReadyzReportsAFailingAuditTrail(t *testing.T) {
 	ready(http.StatusOK, `{"status":"ready","checks":{"vault":"ok","redis":"ok","audit":"ok"}}`)
 }
 
-// wantUnready checks that /readyz answers 503 with the fixed body naming check
-// as failing.
-func (h *harness) wantUnready(t testing.TB, check string) {
+// wantUnready checks that /readyz answers 503 with the fixed body naming the
+// fault of check.
+func (h *harness) wantUnready(t testing.TB, check, fault string) {
 	t.Helper()
 	r := h.do(t, http.MethodGet, h.admin+"/readyz", nil, nil)
 	var body struct {
@@ -175,8 +175,8 @@ func (h *harness) wantUnready(t testing.TB, check string) {
 		Checks map[string]string `json:"checks"`
 	}
 	if err := json.Unmarshal(r.body, &body); err != nil || r.status != http.StatusServiceUnavailable ||
-		body.Status != "unavailable" || body.Checks[check] != "failing" || len(body.Checks) != 3 {
-		t.Errorf("readyz: got %d %s, want 503 with %s failing", r.status, r.body, check)
+		body.Status != "unavailable" || body.Checks[check] != fault || len(body.Checks) != 3 {
+		t.Errorf("readyz: got %d %s, want 503 with %s %s", r.status, r.body, check, fault)
 	}
 	if r.header.Get("Retry-After") == "" {
 		t.Error("readyz: a 503 without Retry-After")

@@ -10,10 +10,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,4 +325,193 @@ func TestHostile_IdempotencyClearCVVRefusedBeforeDigest(t *testing.T) {
 		t.Errorf("got %d idempotency records, want %d: a refused clear CVV left one", len(after), len(before))
 	}
 	h.wantUpstreamCalls(t, "", 1)
+}
+
+// ---------------------------------------------------------------------------
+// The state machine under faults (README.md, "Idempotency-Key"): an in_flight claim
+// is a lease its request renews; an outcome that may have been processed is kept and
+// replayed; a refusal with nothing sent frees the key.
+
+// idemRecordKey is the Redis key of merchant A's record for ik (secret key).
+func (h *harness) idemRecordKey(ik string) string {
+	sum := sha256.Sum256([]byte(ik))
+	return "chd:idem:" + merchantA + ":" + keyID(h.keys[merchantA][proxy.RoleSecret]) + ":" + hex.EncodeToString(sum[:16])
+}
+
+// A process that died (SIGKILL, a cut drain) leaves its in_flight claim behind with
+// the lease it last had: the retry waits for the lease to run out, then runs.
+func TestHostile_IdempotencyAbandonedClaimExpiresWithItsLease(t *testing.T) {
+	up := &fakeUpstream{}
+	h := newHarness(t, harnessOptions{upstream: up, realRedis: true})
+	body := mustJSON(t, map[string]any{"order_id": h.orderID()})
+	const lease = 1500 * time.Millisecond
+	binding := localMAC([]byte("harness idempotency secret, 32+ bytes"), http.MethodPost, "/check", "", string(body))
+	claim := mustJSON(t, map[string]any{"state": "in_flight", "binding": binding, "owner": "killed"})
+	if err := h.rdb.Set(context.Background(), h.idemRecordKey("abandoned"), claim, lease).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := h.fwd(t, merchantA, http.MethodPost, "/check", body, headers{"Idempotency-Key": "abandoned"})
+	wantStatus(t, r, http.StatusOK)
+	if r.elapsed < lease/2 || r.elapsed > lease+2*time.Second {
+		t.Errorf("the retry took %v, want it to run once the %v lease ran out", r.elapsed, lease)
+	}
+	if n := up.arrivals("/check"); n != 1 {
+		t.Errorf("upstream calls: got %d, want 1", n)
+	}
+	if rec := h.idemRecords(t)[h.idemRecordKey("abandoned")]; rec["state"] != "done" {
+		t.Errorf("after the retry the record is %v, want done", rec)
+	}
+}
+
+// A request that outlives several leases keeps its claim (renewed every lease/3): a
+// duplicate meanwhile waits, then gets 409 idempotency_in_progress with Retry-After,
+// never a second upstream call; once the first answers, duplicates get it replayed.
+func TestHostile_IdempotencyLeaseRenewedWhileTheRequestRuns(t *testing.T) {
+	release := make(chan struct{})
+	up := &fakeUpstream{respond: func(w http.ResponseWriter, r *http.Request) {
+		hangUntil(release)(w, r)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":2}`))
+	}}
+	h := newHarness(t, harnessOptions{upstream: up, realRedis: true})
+	const lease = 300 * time.Millisecond
+	h.listeners.SetIdempotencyTiming(lease, 2*lease)
+	body := mustJSON(t, map[string]any{"order_id": h.orderID()})
+	idem := headers{"Idempotency-Key": "long-request"}
+	first := make(chan *response, 1)
+	go func() {
+		r, err := h.fwdSend(merchantA, http.MethodPost, "/check", body, idem)
+		if err != nil {
+			t.Errorf("the first request: %v", err)
+		}
+		first <- r
+	}()
+	for deadline := time.Now().Add(5 * time.Second); up.arrivals("/check") == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never reached the upstream")
+		}
+	}
+	time.Sleep(4 * lease) // the claim outlives its first lease only if it is renewed
+	dup := h.fwd(t, merchantA, http.MethodPost, "/check", body, idem)
+	wantError(t, dup, http.StatusConflict, "idempotency_in_progress")
+	if ra, err := strconv.Atoi(dup.header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After: got %q, want whole seconds, at least 1", dup.header.Get("Retry-After"))
+	}
+	if n := up.arrivals("/check"); n != 1 {
+		t.Fatalf("upstream calls while the first ran: got %d, want 1 (the claim expired under a running request)", n)
+	}
+	close(release)
+	r := <-first
+	if r == nil {
+		return
+	}
+	wantStatus(t, r, http.StatusOK)
+	wantReplayOf(t, r, h.fwd(t, merchantA, http.MethodPost, "/check", body, idem))
+	if n := up.arrivals("/check"); n != 1 {
+		t.Errorf("upstream calls: got %d, want 1", n)
+	}
+}
+
+// After 504 upstream_timeout or 502 upstream_result_unknown the request may have been
+// processed: a retry under the same key replays that answer ("check first") and never
+// reaches the upstream again — the /check and the payment of issue 16 went twice.
+func TestHostile_IdempotencyReplaysAResultUnknown(t *testing.T) {
+	for _, tt := range []struct {
+		name, code string
+		status     int
+		respond    func(http.ResponseWriter, *http.Request)
+	}{
+		{"504 upstream_timeout", "upstream_timeout", http.StatusGatewayTimeout, hangUntil(nil)},
+		{"502 upstream_result_unknown", "upstream_result_unknown", http.StatusBadGateway, func(w http.ResponseWriter, _ *http.Request) {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				c.Close() // the request arrived; the connection dies before any answer
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up := &fakeUpstream{respond: tt.respond}
+			h := newHarness(t, harnessOptions{upstream: up, responseTimeout: 300 * time.Millisecond})
+			tok := h.cardToken(t, testcards.Success, testcards.CVV)
+			for path, body := range map[string][]byte{
+				"/check":                mustJSON(t, map[string]any{"order_id": h.orderID()}),
+				"/initPaymentHost2Host": mustJSON(t, cardPayment(h.orderID(), tok)),
+			} {
+				idem := headers{"Idempotency-Key": "unknown" + path}
+				first := h.fwd(t, merchantA, http.MethodPost, path, body, idem)
+				wantError(t, first, tt.status, tt.code)
+				again := h.fwd(t, merchantA, http.MethodPost, path, body, idem)
+				wantError(t, again, tt.status, tt.code)
+				wantReplayOf(t, first, again)
+				if n := up.arrivals(path); n != 1 {
+					t.Errorf("%s: upstream calls: got %d, want 1", path, n)
+				}
+			}
+		})
+	}
+}
+
+// Refusals that say "nothing was sent" free the key: 502 upstream_unavailable (the
+// upstream cannot be reached) and 503 upstream_busy; the retry runs and is answered.
+func TestHostile_IdempotencyFreedWhenNothingWasSent(t *testing.T) {
+	t.Run("502 upstream_unavailable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close() // nothing listens there: the dial is refused
+		h := newHarness(t, harnessOptions{upstreamURL: "https://" + addr})
+		body := mustJSON(t, map[string]any{"order_id": h.orderID()})
+		idem := headers{"Idempotency-Key": "unreachable"}
+		wantError(t, h.fwd(t, merchantA, http.MethodPost, "/check", body, idem), http.StatusBadGateway, "upstream_unavailable")
+		if recs := h.idemRecords(t); len(recs) != 0 {
+			t.Fatalf("got records %v, want the key freed", recs)
+		}
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			t.Skipf("the port was taken meanwhile: %v", err)
+		}
+		up := &fakeUpstream{}
+		srv := httptest.NewUnstartedServer(up)
+		srv.Listener, srv.TLS = ln, serverTLS(t, loopbackNames...)
+		srv.StartTLS()
+		defer srv.Close()
+		r := h.fwd(t, merchantA, http.MethodPost, "/check", body, idem)
+		wantStatus(t, r, http.StatusOK)
+		if r.header.Get("Idempotent-Replayed") != "" || up.arrivals("/check") != 1 {
+			t.Errorf("the retry was not run: replayed %q, %d upstream calls", r.header.Get("Idempotent-Replayed"), up.arrivals("/check"))
+		}
+	})
+	t.Run("503 upstream_busy", func(t *testing.T) {
+		release := make(chan struct{})
+		var calls atomic.Int64
+		up := &fakeUpstream{respond: func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 { // the first holds the one upstream slot
+				hangUntil(release)(w, r)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":2}`))
+		}}
+		h := newHarness(t, harnessOptions{upstream: up, limits: proxy.Limits{Upstream: 1, SlotWait: 100 * time.Millisecond}})
+		held := make(chan struct{})
+		go func() {
+			defer close(held)
+			_, _ = h.fwdSend(merchantA, http.MethodPost, "/check", mustJSON(t, map[string]any{"order_id": h.orderID()}), nil)
+		}()
+		for deadline := time.Now().Add(5 * time.Second); up.arrivals("/check") == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the held request never reached the upstream")
+			}
+		}
+		body := mustJSON(t, map[string]any{"order_id": h.orderID()})
+		idem := headers{"Idempotency-Key": "busy"}
+		wantError(t, h.fwd(t, merchantA, http.MethodPost, "/check", body, idem), http.StatusServiceUnavailable, "upstream_busy")
+		close(release)
+		<-held
+		r := h.fwd(t, merchantA, http.MethodPost, "/check", body, idem)
+		wantStatus(t, r, http.StatusOK)
+		if r.header.Get("Idempotent-Replayed") != "" || up.arrivals("/check") != 2 {
+			t.Errorf("the retry was not run: replayed %q, %d upstream calls (want 2: the held one and the retry)", r.header.Get("Idempotent-Replayed"), up.arrivals("/check"))
+		}
+	})
 }

@@ -6,9 +6,11 @@ package proxy_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,4 +155,44 @@ func TestHostile_RestoredCVVIsNotInjectedAgain(t *testing.T) {
 	}
 	wantError(t, h.post(t, "/initPaymentHost2Host", cardPayment(h.orderID(), tok)), http.StatusConflict, "cvv_unavailable")
 	h.wantUpstreamCalls(t, "", 1)
+}
+
+// A card-on-file payment that does not ask for the CVV still ends it once the
+// upstream accepted it (PCI DSS 3.3.1: no sensitive authentication data after
+// authorization). A declined payment and a withdrawal leave it.
+func TestHostile_CVVEndsAtAuthorizationEvenWhenNotInjected(t *testing.T) {
+	var status atomic.Value
+	up := &fakeUpstream{respond: func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":`+status.Load().(string)+`}`)
+	}}
+	h := newHarness(t, harnessOptions{upstream: up})
+	tok := h.cardToken(t, testcards.Success, testcards.CVV)
+	noCVV := func() map[string]any {
+		return paymentBody(h.orderID(), map[string]any{"payment_method": "card", "card_number": tok})
+	}
+	status.Store("-1") // declined: the shopper may try again
+	wantStatus(t, h.post(t, "/initPaymentHost2Host", noCVV()), http.StatusOK)
+	status.Store("2")
+	wd := map[string]any{"account": "EUR-sandbox-payout", "order_id": h.orderID(), "amount": 100, "payment_method": "card", "customer_card_number": tok}
+	wantStatus(t, h.post(t, "/withdrawal/init", wd), http.StatusOK)
+	h.wantCVVKept(t, tok)
+
+	wantStatus(t, h.post(t, "/authorize", noCVV()), http.StatusOK)
+	if h.hasCVV(t, merchantA, tok) {
+		t.Error("the CVV outlived an authorization of its card")
+	}
+	recs := h.waitAudit(t, func(rs []map[string]any) bool { return dropRecords(rs, tok) > 0 })
+	if dropRecords(recs, tok) != 1 {
+		t.Errorf("got %d audit records of the CVV's deletion, want 1", dropRecords(recs, tok))
+	}
+	wantError(t, h.post(t, "/initPaymentHost2Host", cardPayment(h.orderID(), tok)), http.StatusConflict, "cvv_unavailable")
+	if n := up.arrivals(""); n != 3 {
+		t.Errorf("the upstream saw %d requests, want 3", n)
+	}
+}
+
+// dropRecords counts the audit records of tok's CVV deleted after authorization.
+func dropRecords(recs []map[string]any, tok string) int {
+	return tokenRecords(recs, "cvv_drop", "success", tok)
 }

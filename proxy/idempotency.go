@@ -33,6 +33,8 @@ type Idempotency struct {
 	secret []byte
 	ttl    time.Duration
 	wait   time.Duration // how long a duplicate waits for the first request's answer
+	lease  time.Duration // of an in_flight claim, renewed while its request runs
+	hold   time.Duration // the longest a claim is renewed without a request deadline
 	prefix string
 }
 
@@ -42,8 +44,16 @@ func newIdempotency(c redis.UniversalClient, secret []byte, ttl time.Duration) *
 	if ttl == 0 {
 		ttl = 24 * time.Hour
 	}
-	return &Idempotency{c: c, secret: secret, ttl: ttl, wait: 35 * time.Second, prefix: "chd:idem:"}
+	return &Idempotency{c: c, secret: secret, ttl: ttl, wait: 35 * time.Second, lease: 10 * time.Second,
+		hold: DefaultTimeouts.Write, prefix: idemPrefix}
 }
+
+// idemPrefix starts every record's key: idemPrefix + merchant + ":" + key id + ":" + hash.
+const idemPrefix = "chd:idem:"
+
+// IdempotencyKeyPrefix starts the key of every idempotency record of merchant (chdproxy
+// purge); merchant ids hold no ':', so "m_1" never matches the records of "m_10".
+func IdempotencyKeyPrefix(merchant string) string { return idemPrefix + merchant + ":" }
 
 var (
 	errIdemKey        = newError(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
@@ -52,9 +62,10 @@ var (
 	errIdemStore      = newError(http.StatusServiceUnavailable, "idempotency_unavailable", "idempotency records cannot be read or written")
 )
 
-// A record's state. in_flight is the claim of a running request; done holds the
-// answer to replay. Issue 16 gives in_flight a renewed lease and replays "result
-// unknown" outcomes as done records; the shape stays.
+// A record's state (README.md, "Idempotency-Key", has the whole state machine).
+// in_flight is the claim of a running request: a short lease its request renews, so
+// the claim of a process that died expires in seconds. done holds the outcome to
+// replay, "result unknown" ones included.
 const (
 	idemInFlight = "in_flight"
 	idemDone     = "done"
@@ -62,7 +73,8 @@ const (
 
 type idemRecord struct {
 	State       string `json:"state"`
-	Binding     string `json:"binding"` // what the request is bound to (a binder's digest)
+	Binding     string `json:"binding"`         // what the request is bound to (a binder's digest)
+	Owner       string `json:"owner,omitempty"` // in_flight: a random id of the claim, so only its holder renews or settles it
 	Status      int    `json:"status,omitempty"`
 	ContentType string `json:"content_type,omitempty"`
 	Body        []byte `json:"body,omitempty"`
@@ -108,41 +120,100 @@ func (id *Idempotency) guard(log *logrus.Logger, maxBody int64, ttl time.Duratio
 		if binding == "" {
 			return h(w, r, key)
 		}
-		ikHash := sha256.Sum256([]byte(ik))
-		rk := id.prefix + key.Merchant + ":" + key.ID + ":" + hex.EncodeToString(ikHash[:16])
-		claim, _ := json.Marshal(idemRecord{State: idemInFlight, Binding: binding})
-		ok, err := id.c.SetNX(r.Context(), rk, claim, ttl).Result()
-		if err != nil {
-			return errIdemStore
-		}
-		if !ok {
-			return id.replay(w, r, rk, binding)
+		rk := id.recordKey(key, ik)
+		claim, err := id.claimOrReplay(w, r, rk, binding, ttl)
+		if claim == nil {
+			return err
 		}
 		rec := &recorder{header: http.Header{}}
+		release := id.renew(r.Context(), rk, claim)
 		herr := h(rec, r, key)
+		release()
 		own := herr != nil && rec.status == 0 // chdproxy's own refusal or failure, nothing else written
-		if herr != nil {
+		if own {
 			writeErr(rec, herr)
 		}
-		id.finish(log, r, rk, binding, ttl, rec, own)
+		id.finish(log, r, rk, claim, binding, ttl, rec, keeps(r, rec.status, own, herr))
 		rec.flush(w)
 		return herr
 	}
 }
 
-// finish keeps the answers worth replaying: 2xx and the upstream's own answers.
-// chdproxy's own refusals (a validation error, a 409, token_not_found …) and answers
-// that say "try again" (5xx, 429) free the key, so a corrected or later retry runs.
-func (id *Idempotency) finish(log *logrus.Logger, r *http.Request, rk, binding string, ttl time.Duration, rec *recorder, own bool) {
+// recordKey is the Redis key of ik's record: per merchant and API key, ik hashed.
+func (id *Idempotency) recordKey(key Key, ik string) string {
+	sum := sha256.Sum256([]byte(ik))
+	return id.prefix + key.Merchant + ":" + key.ID + ":" + hex.EncodeToString(sum[:16])
+}
+
+// Lua keeps a claim's renewal and settlement to its owner: a claim whose lease ran
+// out may have been taken by a retry, whose record must not be extended, replaced or
+// freed by the late first request. settle stores a final record (ARGV[2] not empty)
+// also when the claim is gone, deletes only its own claim.
+var (
+	idemRenew  = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
+	idemSettle = redis.NewScript(`local v = redis.call('GET', KEYS[1])
+if ARGV[2] == '' then if v == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0 end
+if v == ARGV[1] or not v then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
+return 0`)
+)
+
+// renew extends the claim's lease every lease/3 until release is called, for at
+// most the request's deadline (id.hold without one): a request that hangs past any
+// deadline of its own cannot keep its key locked.
+func (id *Idempotency) renew(ctx context.Context, rk string, claim []byte) (release func()) {
+	end, ok := ctx.Deadline()
+	if !ok {
+		end = time.Now().Add(id.hold)
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(id.lease / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				if now.After(end) {
+					return
+				}
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), id.lease/3)
+				_ = idemRenew.Run(rctx, id.c, []string{rk}, claim, id.lease.Milliseconds()).Err() // a missed renewal is retried at the next tick
+				cancel()
+			}
+		}
+	}()
+	return func() { close(stop); <-stopped }
+}
+
+// finish settles the claim: the outcome is kept when a retry must not run the
+// request again (keeps), otherwise the key is freed so a corrected or later retry runs.
+func (id *Idempotency) finish(log *logrus.Logger, r *http.Request, rk string, claim []byte, binding string, ttl time.Duration, rec *recorder, keep bool) {
 	ctx := context.WithoutCancel(r.Context())
-	if own || rec.status >= 500 || rec.status == http.StatusTooManyRequests {
-		id.c.Del(ctx, rk)
-		return
+	var done []byte // empty: free the key
+	if keep {
+		done, _ = json.Marshal(idemRecord{State: idemDone, Binding: binding, Status: rec.status, ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()})
 	}
-	done, _ := json.Marshal(idemRecord{State: idemDone, Binding: binding, Status: rec.status, ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()})
-	if err := id.c.Set(ctx, rk, done, ttl).Err(); err != nil {
-		log.WithField("request_id", info(r).id).WithError(err).Error("idempotency record not stored")
+	if err := idemSettle.Run(ctx, id.c, []string{rk}, claim, done, ttl.Milliseconds()).Err(); err != nil {
+		log.WithField("request_id", info(r).id).WithError(err).Error("idempotency record not settled; its claim expires with its lease")
 	}
+}
+
+// keeps says whether an answer is the key's outcome for good. Once a byte of the
+// request was written upstream (or the answer says the result is unknown), whatever
+// came back, or did not, is the outcome: a retry replays it and never sends twice.
+// Before that, chdproxy's own refusals and "try again" answers (5xx, 429) free the key.
+func keeps(r *http.Request, status int, own bool, herr error) bool {
+	if info(r).sent.Load() {
+		return true
+	}
+	if herr != nil {
+		if ae := classify(herr); ae == errUpstreamTimeout || ae == errUpstreamUnknown {
+			return true
+		}
+	}
+	return !own && status < 500 && status != http.StatusTooManyRequests
 }
 
 // mac is the local digest of parts (each ended by a NUL). It never sees card data.
@@ -231,40 +302,60 @@ func (d *deps) tokenizeBinding(w http.ResponseWriter, r *http.Request, key Key, 
 	return d.Idempotency.mac([]byte(r.Method), []byte(r.URL.Path), []byte(r.URL.RawQuery), shape, sum), nil
 }
 
-// replay answers a duplicate: the stored answer, or a conflict.
-func (id *Idempotency) replay(w http.ResponseWriter, r *http.Request, rk, binding string) error {
+// claimOrReplay claims rk for this request (nil error and a claim: run it) or
+// answers a duplicate: the stored outcome, a conflict, or, once a claim held by
+// another request outlives the wait, 409 idempotency_in_progress with Retry-After.
+// A claim that ends without an outcome (freed, or its lease ran out) is claimed anew.
+func (id *Idempotency) claimOrReplay(w http.ResponseWriter, r *http.Request, rk, binding string, ttl time.Duration) ([]byte, error) {
+	claim, _ := json.Marshal(idemRecord{State: idemInFlight, Binding: binding, Owner: randomBase62(16)})
 	deadline := time.Now().Add(id.wait)
 	for {
-		b, err := id.c.Get(r.Context(), rk).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return errIdemInProgress // the first attempt failed and freed the key: retry
-		}
+		ok, err := id.c.SetNX(r.Context(), rk, claim, min(id.lease, ttl)).Result()
 		if err != nil {
-			return errIdemStore
+			return nil, errIdemStore
 		}
-		var rec idemRecord
-		if json.Unmarshal(b, &rec) != nil {
-			return errIdemStore
+		if ok {
+			return claim, nil
 		}
-		if !hmac.Equal([]byte(rec.Binding), []byte(binding)) {
-			return errIdemReused
-		}
-		if rec.State == idemDone {
+		rec, err := id.read(r.Context(), rk)
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue // freed or expired since SETNX: claim it
+		case err != nil:
+			return nil, err
+		case !hmac.Equal([]byte(rec.Binding), []byte(binding)):
+			return nil, errIdemReused
+		case rec.State == idemDone:
 			w.Header().Set("Content-Type", rec.ContentType)
+			w.Header().Set("Cache-Control", "no-store") // an answer for this caller and key only
+			w.Header().Set("X-Content-Type-Options", "nosniff")
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.WriteHeader(rec.Status)
 			_, err := w.Write(rec.Body)
-			return err
-		}
-		if time.Now().After(deadline) {
-			return errIdemInProgress
+			return nil, err
+		case time.Now().After(deadline):
+			w.Header().Set("Retry-After", retryAfterSeconds(max(id.c.PTTL(r.Context(), rk).Val(), time.Second)))
+			return nil, errIdemInProgress
 		}
 		select {
 		case <-r.Context().Done():
-			return errIdemInProgress
+			return nil, errIdemInProgress
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// read returns the record at rk (redis.Nil when there is none).
+func (id *Idempotency) read(ctx context.Context, rk string) (idemRecord, error) {
+	var rec idemRecord
+	b, err := id.c.Get(ctx, rk).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return rec, err
+	}
+	if err != nil || json.Unmarshal(b, &rec) != nil {
+		return rec, errIdemStore
+	}
+	return rec, nil
 }
 
 func validIdemKey(k string) bool {

@@ -37,6 +37,9 @@ func (k Key) String() string {
 // Keys authenticates presented keys against stored digests in constant time.
 type Keys struct{ keys []Key }
 
+// Len is how many keys are registered (for the audit record of a reload).
+func (ks *Keys) Len() int { return len(ks.keys) }
+
 // ErrUnauthorized is returned for a missing, unknown or wrong-listener key alike.
 var ErrUnauthorized = errors.New("unauthorized")
 

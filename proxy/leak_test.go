@@ -324,11 +324,12 @@ func TestHostileHarness_AssertNoCardDataSeesEverySink(t *testing.T) {
 		"a response header": func(h *harness) {
 			h.record([]byte("X-Card: " + testcards.Spellings(testcards.Success)["grouped (dashes)"] + "\r\n\r\n{}"))
 		},
-		"a Redis key":   func(h *harness) { h.mr.Set("chd:x:"+testcards.Success, "1") },
-		"a Redis value": func(h *harness) { h.mr.Set("chd:x", `{"card_cvv":"`+testcards.CVV+`"}`) },
-		"a Redis hash":  func(h *harness) { h.mr.HSet("chd:h", "f", testcards.DPANApple) },
+		// Through the client, so the real backend mode checks a redis-server too.
+		"a Redis key":   func(h *harness) { h.rdb.Set(context.Background(), "chd:x:"+testcards.Success, "1", 0) },
+		"a Redis value": func(h *harness) { h.rdb.Set(context.Background(), "chd:x", `{"card_cvv":"`+testcards.CVV+`"}`, 0) },
+		"a Redis hash":  func(h *harness) { h.rdb.HSet(context.Background(), "chd:h", "f", testcards.DPANApple) },
 		"a stored answer": func(h *harness) {
-			h.mr.Set("chd:idem:x", string(mustJSON(t, map[string]any{"body": []byte(`{"n":"` + testcards.Decline + `"}`)})))
+			h.rdb.Set(context.Background(), "chd:idem:x", mustJSON(t, map[string]any{"body": []byte(`{"n":"` + testcards.Decline + `"}`)}), 0)
 		},
 		"a broken log line": func(h *harness) { h.logs.Write([]byte("not json\n")) },
 	}

@@ -89,6 +89,7 @@ type Limiter struct {
 	clients clientBuckets
 	up      chan struct{}
 	vault   chan struct{}
+	refused func(reason string) // counts each refusal (metrics); nil: none
 }
 
 // newLimiter returns a Limiter; zero fields of l take their DefaultLimits value, a nil
@@ -116,7 +117,7 @@ func (l *Limiter) allow(keyID string) error {
 		l.byKey[keyID] = rl
 	}
 	l.mu.Unlock()
-	return take(rl, l.now(), errRateLimited)
+	return l.count(take(rl, l.now(), errRateLimited), "key")
 }
 
 // allowClient takes one request from the bucket of r's client address.
@@ -125,7 +126,15 @@ func (l *Limiter) allowClient(r *http.Request) error {
 	rl := l.clients.get(clientKey(clientAddr(r, l.trusted)), now, func() *rate.Limiter {
 		return rate.NewLimiter(rate.Limit(l.lim.PerClientRate), l.lim.PerClientBurst)
 	})
-	return take(rl, now, errClientRateLimited)
+	return l.count(take(rl, now, errClientRateLimited), "client")
+}
+
+// count reports a refusal (err not nil) by the limit named reason, and returns err.
+func (l *Limiter) count(err error, reason string) error {
+	if err != nil && l.refused != nil {
+		l.refused(reason)
+	}
+	return err
 }
 
 // take takes one request from rl at now, or returns how long to wait as a refusal by limit.
@@ -241,10 +250,9 @@ func (l *Limiter) slot(ctx context.Context, sem chan struct{}, busy error) (rele
 	case sem <- struct{}{}:
 		return func() { <-sem }, nil
 	case <-t.C:
-		return nil, busy
 	case <-ctx.Done():
-		return nil, busy
 	}
+	return nil, l.count(busy, classify(busy).code) // upstream_busy, vault_busy
 }
 
 func retryAfterSeconds(d time.Duration) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,6 +39,10 @@ type Config struct {
 	// AuditSummaryEvery is how often refusals of requests without a known key are
 	// written as summary records (zero: 10s); Listeners.Close writes the rest.
 	AuditSummaryEvery time.Duration
+	// VaultTimeout bounds one request's work against Vault and Redis (zero: 5s): serve
+	// sets it from vault.timeout (which bounds one transit call, queueing included)
+	// plus Redis's timeouts.
+	VaultTimeout time.Duration
 	// Dev allows a vault on the dev-only cipher; production refuses it.
 	Dev bool
 	Now func() time.Time // zero: time.Now
@@ -56,7 +61,12 @@ type Listeners struct {
 	Admin   http.Handler // operators, ak_ keys (health checks need none)
 	client  *http.Client
 	refused *refusals
+	deps    *deps
 }
+
+// Drain makes /readyz answer 503 "draining" from now on: the first step of a
+// shutdown, so a load balancer stops sending before the listeners stop accepting.
+func (l *Listeners) Drain() { l.deps.draining.Store(true) }
 
 // Close writes the pending refusal summaries to the auditor (flush it afterwards)
 // and closes the idle connections to the upstreams.
@@ -76,23 +86,53 @@ func New(cfg Config) (*Listeners, error) {
 		return nil, err
 	}
 	d := &deps{
-		Vault: cfg.Vault, Keys: cfg.Keys, Merchants: map[string]Merchant{}, Log: cfg.Log, Audit: cfg.Audit,
+		Vault: cfg.Vault, Log: cfg.Log, Audit: cfg.Audit,
 		Limiter:     newLimiter(cfg.Limits, cfg.TrustedProxies, cfg.Now),
 		Idempotency: newIdempotency(cfg.Redis, cfg.IdempotencySecret, cfg.IdempotencyTTL),
 		Policy:      cfg.Policy, Redactor: redact.New(cfg.Policy.RedactRules()), Client: client,
-		report: policy.Explain(cfg.Policy), now: cfg.Now,
+		report: policy.Explain(cfg.Policy), now: cfg.Now, vaultBound: cfg.VaultTimeout,
 	}
 	if d.now == nil {
 		d.now = time.Now
+	}
+	if d.vaultBound <= 0 {
+		d.vaultBound = defaultVaultTimeout
 	}
 	d.refusals = &refusals{audit: cfg.Audit, log: cfg.Log, every: cfg.AuditSummaryEvery}
 	if d.refusals.every <= 0 {
 		d.refusals.every = defaultRefusalInterval
 	}
-	for _, m := range cfg.Merchants {
-		d.Merchants[m.ID] = m
+	d.dir.Store(newDirectory(cfg.Keys, cfg.Merchants))
+	d.metrics = observe(d)
+	return &Listeners{Collect: collectHandler(d), Forward: forwardHandler(d), Admin: adminHandler(d), client: client, refused: d.refusals, deps: d}, nil
+}
+
+// Reload replaces the keys and merchants, both at once, so that a leaked key is revoked
+// without a restart. A request keeps the ones it started with (see deps.directory); an
+// invalid set changes nothing. keys must not be changed after the call.
+func (l *Listeners) Reload(keys *Keys, merchants []Merchant) error {
+	if keys == nil {
+		return errors.New("proxy: Reload needs the keys")
 	}
-	return &Listeners{Collect: collectHandler(d), Forward: forwardHandler(d), Admin: adminHandler(d), client: client, refused: d.refusals}, nil
+	if err := checkMerchants(merchants); err != nil {
+		return err
+	}
+	l.deps.dir.Store(newDirectory(keys, merchants))
+	return nil
+}
+
+// directory is the keys and merchants in force: replaced whole by Reload, never changed.
+type directory struct {
+	keys      *Keys
+	merchants map[string]Merchant
+}
+
+func newDirectory(keys *Keys, merchants []Merchant) *directory {
+	dir := &directory{keys: keys, merchants: make(map[string]Merchant, len(merchants))}
+	for _, m := range merchants {
+		dir.merchants[m.ID] = m
+	}
+	return dir
 }
 
 // check collects every problem of cfg.
@@ -115,8 +155,15 @@ func (cfg Config) check() error {
 	if cfg.Vault != nil && cfg.Vault.DevOnly() && !cfg.Dev {
 		errs = append(errs, errors.New("proxy: the vault runs on the dev-only cipher; only `chdproxy dev` may"))
 	}
+	errs = append(errs, checkMerchants(cfg.Merchants))
+	return errors.Join(errs...)
+}
+
+// checkMerchants refuses a merchant listed twice.
+func checkMerchants(merchants []Merchant) error {
+	var errs []error
 	seen := map[string]bool{}
-	for _, m := range cfg.Merchants {
+	for _, m := range merchants {
 		if seen[m.ID] {
 			errs = append(errs, fmt.Errorf("proxy: merchant %q is listed twice", m.ID))
 		}
@@ -128,8 +175,7 @@ func (cfg Config) check() error {
 // deps is what the listeners share.
 type deps struct {
 	Vault       *vault.Vault
-	Keys        *Keys
-	Merchants   map[string]Merchant
+	dir         atomic.Pointer[directory] // keys and merchants; Reload swaps them
 	Log         *logrus.Logger
 	Audit       Auditor
 	Limiter     *Limiter // shared by every listener of the process
@@ -140,4 +186,7 @@ type deps struct {
 	report      []byte           // the policy report served on admin
 	refusals    *refusals        // audit summaries of requests refused before any key
 	now         func() time.Time
+	metrics     *metrics // served at /metrics on admin (metrics.go)
+	vaultBound  time.Duration
+	draining    atomic.Bool // Listeners.Drain was called: not ready
 }

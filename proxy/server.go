@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -42,18 +43,33 @@ func NewServer(addr string, h http.Handler, log *logrus.Logger, t Timeouts) *htt
 	}
 }
 
-// Serve runs srv on ln until ctx ends, then shuts it down gracefully.
+// Serve runs srv on ln until ctx ends, then shuts it down gracefully (ServeDrain
+// with the shortest drain it allows).
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	return ServeDrain(ctx, srv, ln, 0)
+}
+
+// ServeDrain runs srv on ln until ctx ends, then stops accepting and gives the
+// requests in flight until drain to finish. drain is never shorter than
+// srv.WriteTimeout, the longest a request runs: a payment waiting on a slow upstream
+// gets its answer instead of a cut connection. What is still running at the
+// deadline is cut, and the error says so.
+func ServeDrain(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return srv.Shutdown(sctx)
 	}
+	drain = max(drain, srv.WriteTimeout, time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("the drain cut requests still in flight after %v: %w", drain, err)
+	}
+	return nil
 }
 
 // reqInfo is what the access log and audit records learn about a request as it runs.
@@ -70,6 +86,7 @@ type reqInfo struct {
 	client         string      // the client address, as the limits see it (clientAddr)
 	injected       bool        // the outbound body carries card data
 	sent           atomic.Bool // the outbound request was written
+	dir            *directory  // the keys and merchants in force when it started (deps.directory)
 }
 
 type ctxKey struct{}
@@ -154,28 +171,13 @@ func wrap(d *deps, listener, event string, h handlerFunc) http.Handler {
 				log.WithFields(logrus.Fields{"request_id": ri.id, "route": ri.route}).WithError(err).Error("internal error")
 			}
 		}
-		f := logrus.Fields{
-			"listener":    listener,
-			"route":       ri.route,
-			"status":      sw.status,
-			"duration_ms": float64(time.Since(start).Microseconds()) / 1000,
-			"request_id":  ri.id,
-		}
-		if ri.merchant != "" {
-			f["merchant"], f["key_id"] = ri.merchant, ri.keyID
-		}
-		if ri.token != "" {
-			f["token"] = ri.token
-		}
-		if code != "" {
-			f["code"] = code
-		}
-		log.WithFields(f).Info("request")
+		d.answered(ri, sw.status, code, time.Since(start))
 		if event == "" {
 			return
 		}
 		if ri.merchant == "" && sw.status >= 400 && sw.status < 500 {
 			// Refused before any key was known: counted, not one fsync each.
+			d.metrics.refusalSummarised(listener, code)
 			d.refusals.add(refusalKey{listener: listener, event: event, route: ri.route, code: code, source: ri.client, status: sw.status})
 			return
 		}
@@ -189,6 +191,28 @@ func wrap(d *deps, listener, event string, h handlerFunc) http.Handler {
 			log.WithFields(logrus.Fields{"request_id": ri.id, "event": event}).WithError(aerr).Error("audit write failed")
 		})
 	})
+}
+
+// answered writes a request's access log line and counts it in the metrics.
+func (d *deps) answered(ri *reqInfo, status int, code string, took time.Duration) {
+	f := logrus.Fields{
+		"listener":    ri.listener,
+		"route":       ri.route,
+		"status":      status,
+		"duration_ms": float64(took.Microseconds()) / 1000,
+		"request_id":  ri.id,
+	}
+	if ri.merchant != "" {
+		f["merchant"], f["key_id"] = ri.merchant, ri.keyID
+	}
+	if ri.token != "" {
+		f["token"] = ri.token
+	}
+	if code != "" {
+		f["code"] = code
+	}
+	d.Log.WithFields(f).Info("request")
+	d.metrics.request(ri, status, code, took)
 }
 
 // auditRecord fills what the request has learnt so far.

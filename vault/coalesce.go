@@ -28,6 +28,10 @@ type CoalesceOptions struct {
 	// 2): a slow call does not hold up everything, and callers beyond it
 	// queue for the next call instead of adding load.
 	MaxInFlight int
+	// Timeout bounds each caller's call, its time queued included, so a
+	// configured transit timeout is the real bound of a Vault call (default:
+	// the wrapped VaultTransit's Timeout; none for any other Transit).
+	Timeout time.Duration
 }
 
 // Coalescer is a Transit that merges concurrent callers' items into shared
@@ -57,6 +61,9 @@ type Coalescer struct {
 	decC lane[DecryptItem, DecryptResult]
 	decV lane[DecryptItem, DecryptResult]
 	hmac lane[HMACItem, HMACResult]
+	obs  observer // hears each batch sent for queued callers (observer.go)
+
+	timeout time.Duration // bounds a caller's wait, queueing included; 0: none of its own
 }
 
 // Coalesce wraps t. It declares itself development-only exactly when t does.
@@ -67,7 +74,10 @@ func Coalesce(t Transit, o CoalesceOptions) *Coalescer {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = defaultCoalesceInFlight
 	}
-	c := &Coalescer{t: t, maxB: o.MaxBatch, maxF: o.MaxInFlight}
+	if vt, ok := t.(*VaultTransit); ok && o.Timeout <= 0 {
+		o.Timeout = vt.timeout
+	}
+	c := &Coalescer{t: t, maxB: o.MaxBatch, maxF: o.MaxInFlight, timeout: o.Timeout}
 	encrypt := func(k Key) func(context.Context, []EncryptItem) ([]EncryptResult, error) {
 		return func(ctx context.Context, items []EncryptItem) ([]EncryptResult, error) {
 			return t.Encrypt(ctx, k, items)
@@ -78,11 +88,11 @@ func Coalesce(t Transit, o CoalesceOptions) *Coalescer {
 			return t.Decrypt(ctx, k, items)
 		}
 	}
-	c.encC.init(c, "encrypt", encrypt(KeyCard), cloneEncrypt, nil)
-	c.encV.init(c, "encrypt", encrypt(KeyCVV), cloneEncrypt, nil)
-	c.decC.init(c, "decrypt", decrypt(KeyCard), cloneDecrypt, wipeDecrypted)
-	c.decV.init(c, "decrypt", decrypt(KeyCVV), cloneDecrypt, wipeDecrypted)
-	c.hmac.init(c, "hmac", t.HMAC, cloneHMAC, nil)
+	c.encC.init(c, "encrypt", KeyCard.String(), encrypt(KeyCard), cloneEncrypt, nil)
+	c.encV.init(c, "encrypt", KeyCVV.String(), encrypt(KeyCVV), cloneEncrypt, nil)
+	c.decC.init(c, "decrypt", KeyCard.String(), decrypt(KeyCard), cloneDecrypt, wipeDecrypted)
+	c.decV.init(c, "decrypt", KeyCVV.String(), decrypt(KeyCVV), cloneDecrypt, wipeDecrypted)
+	c.hmac.init(c, "hmac", "fingerprint", t.HMAC, cloneHMAC, nil)
 	return c
 }
 
@@ -158,6 +168,7 @@ type outcome[R any] struct {
 type lane[I, R any] struct {
 	c     *Coalescer
 	op    string
+	key   string // the metrics label of the lane's key
 	call  func(context.Context, []I) ([]R, error)
 	clone func([]I) ([]I, []byte)
 	drop  func([]R) // wipes results nobody takes; nil when they hold no secret
@@ -167,13 +178,18 @@ type lane[I, R any] struct {
 	queue    []*request[I, R]
 }
 
-func (l *lane[I, R]) init(c *Coalescer, op string, call func(context.Context, []I) ([]R, error), clone func([]I) ([]I, []byte), drop func([]R)) {
-	l.c, l.op, l.call, l.clone, l.drop = c, op, call, clone, drop
+func (l *lane[I, R]) init(c *Coalescer, op, key string, call func(context.Context, []I) ([]R, error), clone func([]I) ([]I, []byte), drop func([]R)) {
+	l.c, l.op, l.key, l.call, l.clone, l.drop = c, op, key, call, clone, drop
 }
 
 func (l *lane[I, R]) do(ctx context.Context, items []I) ([]R, error) {
 	if len(items) == 0 {
 		return l.call(ctx, items)
+	}
+	if l.c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, l.c.timeout)
+		defer cancel()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, l.ctxErr(err)
@@ -184,6 +200,7 @@ func (l *lane[I, R]) do(ctx context.Context, items []I) ([]R, error) {
 		l.inFlight++
 		l.mu.Unlock()
 		defer l.done()
+		l.c.obs.get().Batch(l.op, l.key, len(items), 1)
 		return l.call(ctx, items)
 	}
 	r := &request[I, R]{done: make(chan outcome[R], 1)}
@@ -284,6 +301,7 @@ func (l *lane[I, R]) run(batch []*request[I, R]) {
 		ctx, cancel = context.WithDeadline(ctx, last)
 		defer cancel()
 	}
+	l.c.obs.get().Batch(l.op, l.key, len(items), len(batch))
 	res, err := l.call(ctx, items)
 	for _, r := range batch {
 		wipe(r.buf)

@@ -3,7 +3,6 @@ package vault
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +78,15 @@ type Decryption struct {
 	err     error
 	state   atomic.Int32 // waiting, then delivered (by run) or abandoned (by Discard)
 	claimed atomic.Bool  // Reveal or Discard was called
+	took    *taken       // what Reveal consumed, for Restore; nil: nothing
+}
+
+// taken is exactly what one Reveal removed from Redis: the CVV ciphertext and the
+// record as it was (the nonce), or a wallet token's record.
+type taken struct {
+	cvv   string // the CVV ciphertext; "" for a wallet token
+	rec   []byte // the record before
+	spent []byte // the card record as the take left it (no nonce); nil for a wallet token
 }
 
 // Decrypt starts decrypting rec in the background (the CVV too when withCVV)
@@ -134,7 +142,8 @@ func (d *Decryption) wipe() {
 // the record (Store.takeCVV), and of concurrent callers only the one that
 // finds the ciphertext and record Lookup read gets it; the others get
 // ErrCVVUnavailable. A wallet token is consumed the same way at its
-// first Reveal (later: ErrWalletConsumed).
+// first Reveal (later: ErrWalletConsumed). Restore puts back what Reveal
+// consumed when the card data never left the caller.
 func (d *Decryption) Reveal() (*Secret, error) {
 	if !d.claimed.CompareAndSwap(false, true) {
 		return nil, errSpent
@@ -145,9 +154,9 @@ func (d *Decryption) Reveal() (*Secret, error) {
 		return nil, d.err
 	}
 	if d.rec.stored.Kind.Wallet() {
-		return d.v.revealWallet(d.ctx, d.rec, d.payload)
+		return d.v.revealed(d.revealWallet())
 	}
-	return d.v.revealCard(d.ctx, d.rec, d.payload, d.cvv, d.withCVV)
+	return d.v.revealed(d.revealCard())
 }
 
 // Discard abandons the decryption: nothing is consumed, and the plaintexts
@@ -164,8 +173,9 @@ func (d *Decryption) Discard() {
 	d.wipe()
 }
 
-func (v *Vault) revealCard(ctx context.Context, r *Record, payload, cvv []byte, withCVV bool) (*Secret, error) {
-	p, ok := decodeCard(payload)
+func (d *Decryption) revealCard() (*Secret, error) {
+	v, r := d.v, d.rec
+	p, ok := decodeCard(d.payload)
 	if !ok {
 		return nil, ErrIntegrity
 	}
@@ -180,48 +190,101 @@ func (v *Vault) revealCard(ctx context.Context, r *Record, payload, cvv []byte, 
 		Holder: card.HolderFromBytes(p.holder),
 		Meta:   r.stored.meta(r.token, v.cvvLive(r.stored, r.st)),
 	}
-	if !withCVV {
+	if !d.withCVV {
 		return s, nil
 	}
-	if len(cvv) == 0 {
+	if len(d.cvv) == 0 {
 		return nil, ErrIntegrity
 	}
-	spent := *r.stored
-	spent.CVVNonce = "" // the CVV ciphertext no longer authenticates against this record
-	after, err := json.Marshal(&spent)
+	spent, err := r.stored.spent()
 	if err != nil {
 		return nil, err
 	}
-	ok, err = v.store.takeCVV(ctx, r.merchant, r.token, r.st.cvv, r.st.rec, after)
+	ok, err = v.store.takeCVV(d.ctx, r.merchant, r.token, r.st.cvv, r.st.rec, spent)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, ErrCVVUnavailable // consumed by a concurrent call
 	}
-	s.CVV = card.CVVFromBytes(cvv)
+	d.took = &taken{cvv: r.st.cvv, rec: r.st.rec, spent: spent}
+	s.CVV = card.CVVFromBytes(d.cvv)
 	s.Meta.HasCVV = false
 	s.Meta.CVVExpiresAt = nil
 	return s, nil
 }
 
-func (v *Vault) revealWallet(ctx context.Context, r *Record, payload []byte) (*Secret, error) {
-	p, ok := decodeWallet(payload)
+func (d *Decryption) revealWallet() (*Secret, error) {
+	v, r := d.v, d.rec
+	p, ok := decodeWallet(d.payload)
 	if !ok || card.Network(p.network) != r.stored.Network {
 		return nil, ErrIntegrity
 	}
 	// Only the caller whose GETDEL returns the record Lookup read gets the payload.
-	got, ok, err := v.store.takeRecord(ctx, r.merchant, r.token, r.stored.ExpiresAt.Sub(v.clock()))
+	got, ok, err := v.store.takeRecord(d.ctx, r.merchant, r.token, r.stored.ExpiresAt.Sub(v.clock()))
 	if err != nil {
 		return nil, err
 	}
 	if !ok || !bytes.Equal(got, r.st.rec) {
 		return nil, ErrWalletConsumed
 	}
+	d.took = &taken{rec: got}
 	return &Secret{
 		Kind:    r.stored.Kind,
 		DPAN:    card.DPANFromBytes(p.dpan),
 		Network: r.stored.Network,
 		Meta:    r.stored.meta(r.token, false),
 	}, nil
+}
+
+// Restore puts back what Reveal consumed (the CVV ciphertext with its nonce in
+// the record, or a wallet token's record) for a caller whose request never
+// left: no byte of it was written upstream. It is atomic and conditional: only
+// while the keys are exactly as Reveal left them (not deleted, expired or
+// consumed again), so it never revives what something else removed. restored
+// reports whether anything was put back. Call it after Reveal returned, at
+// most once; later calls do nothing.
+func (d *Decryption) Restore(ctx context.Context) (restored bool, err error) {
+	t, r := d.took, d.rec
+	if t == nil {
+		return false, nil
+	}
+	d.took = nil
+	if t.spent == nil { // a wallet token: its record, until the token's own expiry
+		ttl := r.stored.ExpiresAt.Sub(d.v.clock())
+		if ttl <= 0 {
+			return false, nil
+		}
+		return d.v.store.restoreRecord(ctx, r.merchant, r.token, t.rec, ttl)
+	}
+	ttl := r.stored.CVVExpiresAt.Sub(d.v.clock()) // the CVV's own lifetime, never longer
+	if ttl <= 0 {
+		return false, nil
+	}
+	return d.v.store.restoreCVV(ctx, r.merchant, r.token, t.cvv, ttl, t.rec, t.spent)
+}
+
+// DropCVV deletes a card token's CVV now, together with its nonce in the
+// record, whether or not a request revealed it: sensitive authentication
+// data ends at authorization (PCI DSS 3.3.1), also for a payment that did not
+// ask for it. dropped reports whether there was a CVV to delete. Unknown,
+// expired and other-merchant tokens give ErrTokenNotFound.
+func (v *Vault) DropCVV(ctx context.Context, merchant, token string) (dropped bool, err error) {
+	rec, st, err := v.load(ctx, merchant, token, false)
+	if err != nil {
+		return false, err
+	}
+	if rec.CVVNonce == "" && !st.hasCVV {
+		return false, nil
+	}
+	spent, err := rec.spent()
+	if err != nil {
+		return false, err
+	}
+	// The CVV key goes whatever it holds; the record is rewritten only if it is
+	// still the one read (a concurrent Reveal rewrites it the same way).
+	if _, err := v.store.takeCVV(ctx, merchant, token, "", st.rec, spent); err != nil {
+		return false, err
+	}
+	return true, nil
 }

@@ -28,10 +28,23 @@ func newVaultTransit(t testing.TB, vs *testenv.VaultServer) *VaultTransit {
 	return tr
 }
 
-// realEnvs returns a newEnvFunc on real servers. Servers shared by the
-// subtests start once, with parent; dedicated ones per subtest.
+// redisStarter starts a real Redis for t: how to reach it, and how to kill it.
+type redisStarter func(t testing.TB) (RedisOptions, func())
+
+func singleRedis(t testing.TB) (RedisOptions, func()) {
+	rs := testenv.Redis(t)
+	return RedisOptions{Addrs: []string{rs.Addr}}, rs.Stop
+}
+
+// realEnvs returns a newEnvFunc on real servers, one redis-server.
 func realEnvs(parent *testing.T, withVault bool) newEnvFunc {
-	sharedRedis := testenv.Redis(parent)
+	return realEnvsOn(parent, withVault, singleRedis)
+}
+
+// realEnvsOn returns a newEnvFunc on real servers, Redis from startRedis.
+// Servers shared by the subtests start once, with parent; dedicated ones per subtest.
+func realEnvsOn(parent *testing.T, withVault bool, startRedis redisStarter) newEnvFunc {
+	sharedRedis, _ := startRedis(parent)
 	var sharedVault *testenv.VaultServer
 	var sharedTransit Transit
 	if withVault {
@@ -39,10 +52,11 @@ func realEnvs(parent *testing.T, withVault bool) newEnvFunc {
 		sharedTransit = newVaultTransit(parent, sharedVault)
 	}
 	return func(t *testing.T, o envOptions) *env {
-		rs, tr := sharedRedis, sharedTransit
+		ropts, tr := sharedRedis, sharedTransit
+		stop := func() { t.Fatal("stopRedis needs a dedicated env") }
 		var vs *testenv.VaultServer
 		if o.dedicated {
-			rs = testenv.Redis(t)
+			ropts, stop = startRedis(t)
 		}
 		if withVault && o.ownTransit {
 			vs = testenv.Vault(t)
@@ -55,16 +69,11 @@ func realEnvs(parent *testing.T, withVault bool) newEnvFunc {
 			}
 			tr = lc
 		}
-		rdb := NewRedisClient(RedisOptions{Addrs: []string{rs.Addr}})
+		rdb := NewRedisClient(ropts)
 		t.Cleanup(func() { rdb.Close() })
 		prefix := "it" + strconv.FormatInt(envSeq.Add(1), 10)
 		e := buildEnv(t, o, rdb, tr, prefix, func(d time.Duration) { time.Sleep(d) })
-		e.stopRedis = func() {
-			if !o.dedicated {
-				t.Fatal("stopRedis needs a dedicated env")
-			}
-			rs.Stop()
-		}
+		e.stopRedis = stop
 		e.sealTransit = func() {
 			if vs == nil {
 				if withVault {

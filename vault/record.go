@@ -86,6 +86,14 @@ func (r *storedRecord) meta(token string, hasCVV bool) Metadata {
 	return m
 }
 
+// spent is the record as consuming its CVV leaves it: without the nonce, so the
+// CVV ciphertext no longer authenticates against it.
+func (r *storedRecord) spent() ([]byte, error) {
+	s := *r
+	s.CVVNonce = ""
+	return json.Marshal(&s)
+}
+
 // load reads and checks a token's record. Unknown, malformed-id, expired and
 // other-merchant tokens all give ErrTokenNotFound.
 func (v *Vault) load(ctx context.Context, merchant, token string, withCVV bool) (*storedRecord, snapshot, error) {

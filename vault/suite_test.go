@@ -195,6 +195,9 @@ var suiteTests = []struct {
 	{"invalid input and malformed ids are refused", testInvalidInput},
 	{"a record tampered in Redis does not decrypt", testTamperedRecord},
 	{"a consumed CVV put back into Redis is not revealed again", testRestoredCVV},
+	{"Restore puts back exactly what Reveal consumed, usable once more", testRestore},
+	{"Restore revives nothing deleted, expired or never taken", testRestoreOnlyWhatItTook},
+	{"DropCVV deletes the CVV and its nonce, nothing else", testDropCVV},
 }
 
 var bg = context.Background()
@@ -546,9 +549,11 @@ func decodedRuns(v string) [][]byte {
 func scanAll(t testing.TB, rdb redis.UniversalClient, pattern string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	it := rdb.Scan(bg, 0, pattern, 100).Iterator()
-	for it.Next(bg) {
-		k := it.Val()
+	keys, err := scanKeys(rdb, pattern)
+	if err != nil {
+		t.Fatalf("SCAN: %v", err)
+	}
+	for _, k := range keys {
 		typ, err := rdb.Type(bg, k).Result()
 		if err != nil {
 			t.Fatalf("TYPE: %v", err)
@@ -562,10 +567,34 @@ func scanAll(t testing.TB, rdb redis.UniversalClient, pattern string) map[string
 		}
 		out[k] = v
 	}
-	if err := it.Err(); err != nil {
-		t.Fatalf("SCAN: %v", err)
-	}
 	return out
+}
+
+// scanKeys lists the keys matching pattern; on a Cluster, of every master
+// (a SCAN answers for one node only).
+func scanKeys(rdb redis.UniversalClient, pattern string) ([]string, error) {
+	scan := func(c redis.Cmdable) ([]string, error) {
+		var keys []string
+		it := c.Scan(bg, 0, pattern, 100).Iterator()
+		for it.Next(bg) {
+			keys = append(keys, it.Val())
+		}
+		return keys, it.Err()
+	}
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return scan(rdb)
+	}
+	var mu sync.Mutex
+	var all []string
+	err := cc.ForEachMaster(bg, func(_ context.Context, c *redis.Client) error {
+		keys, err := scan(c)
+		mu.Lock()
+		defer mu.Unlock()
+		all = append(all, keys...)
+		return err
+	})
+	return all, err
 }
 
 func testRedisScan(t *testing.T, newEnv newEnvFunc) {

@@ -198,6 +198,7 @@ func (v *Vault) save(ctx context.Context, id string, rec *storedRecord, ttl time
 	if err := v.store.put(ctx, rec.Merchant, id, b, ttl, cvv, v.cvvTTL); err != nil {
 		return Metadata{}, err
 	}
+	v.store.obs.get().Token(TokenCreated, rec.Kind)
 	return rec.meta(id, rec.CVVNonce != ""), nil
 }
 

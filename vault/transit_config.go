@@ -2,6 +2,7 @@ package vault
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -36,8 +37,12 @@ const (
 type VaultTransitConfig struct {
 	// Address is Vault's URL, e.g. "https://vault.internal:8200". Required.
 	Address string
-	// Token authenticates every call. Required. It is never printed.
+	// Token authenticates every call: a static token, never renewed. It is
+	// never printed. Give either Token or Auth.
 	Token string
+	// Auth gets the token and keeps it valid (token file, AppRole, Kubernetes;
+	// see AuthConfig). VaultTransit.Login starts it.
+	Auth AuthConfig
 	// Namespace is the Vault Enterprise namespace, "" for none.
 	Namespace string
 	// Mount is the transit engine's mount path (default "transit").
@@ -77,6 +82,8 @@ type VaultTransit struct {
 	mount   string
 	keys    [3]string // card, cvv, hmac
 	timeout time.Duration
+	obs     observer // metrics (observer.go)
+	auth    *auth    // the token (auth.go)
 }
 
 var transitName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
@@ -101,8 +108,15 @@ func NewVaultTransit(cfg VaultTransitConfig) (*VaultTransit, error) {
 		mount:   strings.Trim(cfg.Mount, "/"),
 		keys:    [3]string{cfg.CardKey, cfg.CVVKey, cfg.HMACKey},
 		timeout: cfg.Timeout,
+		auth:    newAuth(c, cfg.Auth, cfg.Timeout),
 	}, nil
 }
+
+// Login starts Auth: it gets the first token now (logs in, or reads the token
+// file) and keeps it valid until ctx ends (renewal, re-login, file re-reads). It
+// returns the first attempt's error; the background goes on trying (a transit
+// call made before a token exists tries too). With a static Token it does nothing.
+func (t *VaultTransit) Login(ctx context.Context) error { return t.auth.start(ctx) }
 
 func (c *VaultTransitConfig) setDefaults() {
 	c.Mount = cmp.Or(c.Mount, defaultTransitMount)
@@ -127,8 +141,15 @@ func (c *VaultTransitConfig) problems() []string {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
 		problems = append(problems, "address must be an http(s) URL with a host")
 	}
-	if c.Token == "" {
-		problems = append(problems, "token is required")
+	switch {
+	case c.Token == "" && c.Auth.Method == "":
+		problems = append(problems, "token or auth is required")
+	case c.Token != "" && c.Auth.Method != "":
+		problems = append(problems, "give token or auth, not both")
+	case c.Auth.Method != "":
+		for _, p := range c.Auth.Problems() {
+			problems = append(problems, "auth: "+p)
+		}
 	}
 	if !mountName.MatchString(c.Mount) {
 		problems = append(problems, "mount is not a valid path")
@@ -225,7 +246,7 @@ func newAPIClient(c *VaultTransitConfig, hc *http.Client) (*api.Client, error) {
 
 // String does not print the token.
 func (t *VaultTransit) String() string {
-	return "VaultTransit(" + t.c.Address() + ", mount=" + t.mount + ", token:true)"
+	return "VaultTransit(" + t.c.Address() + ", mount=" + t.mount + ", auth=" + cmp.Or(t.auth.cfg.Method, "token") + ", token:true)"
 }
 
 // GoString does not print the token either (%#v).

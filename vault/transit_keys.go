@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/hashicorp/vault/api"
@@ -62,4 +63,30 @@ func (t *VaultTransit) logical(ctx context.Context, f func(context.Context) (*ap
 		return nil, t.transportErr(ctx, cctx, "keys", err)
 	}
 	return sec, nil
+}
+
+// LatestVersion reads the newest version of a transit key (GET
+// {mount}/keys/{name}: metadata only, never key material). It needs read on
+// that path, which the serving policy does not grant: rewrap runs with an
+// operator token (deploy/vault-policy-rewrap.hcl).
+func (t *VaultTransit) LatestVersion(ctx context.Context, key Key) (int, error) {
+	name, ok := t.keyName(key)
+	if !ok {
+		return 0, &TransitError{Op: "keys", Reason: "unknown key"}
+	}
+	sec, err := t.logical(ctx, func(c context.Context) (*api.Secret, error) {
+		return t.c.Logical().ReadWithContext(c, t.mount+"/keys/"+name)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if sec == nil || sec.Data == nil {
+		return 0, &TransitError{Op: "keys", Reason: "key " + name + " not found"}
+	}
+	n, _ := sec.Data["latest_version"].(json.Number)
+	v, err := n.Int64()
+	if err != nil || v < 1 {
+		return 0, &TransitError{Op: "keys", Reason: "malformed key metadata", err: ErrUnavailable}
+	}
+	return int(v), nil
 }

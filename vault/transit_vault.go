@@ -7,9 +7,23 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 )
+
+// keyLabel names the key a call to path uses, as metrics label it: the
+// purpose, never the configured key name.
+func (t *VaultTransit) keyLabel(path string) string {
+	switch {
+	case strings.HasSuffix(path, "/"+t.keys[0]):
+		return KeyCard.String()
+	case strings.HasSuffix(path, "/"+t.keys[1]):
+		return KeyCVV.String()
+	}
+	return "fingerprint"
+}
 
 // keyName is the Vault key serving purpose k.
 func (t *VaultTransit) keyName(k Key) (string, bool) {
@@ -26,8 +40,19 @@ func (t *VaultTransit) keyName(k Key) (string, bool) {
 // and the response bytes are wiped before returning. When Vault answers 400
 // with a batch_results list of n items (every item failed), call decodes it
 // into out and returns nil so items can carry their own errors.
-func (t *VaultTransit) call(ctx context.Context, op, path string, body []byte, out any, n int) error {
+//
+// A call refused for its token is retried once with a new one (see auth.do),
+// within the same deadline.
+func (t *VaultTransit) call(ctx context.Context, op, path string, body []byte, out any, n int) (err error) {
 	defer wipe(body)
+	defer func(start time.Time) { t.obs.get().TransitCall(op, t.keyLabel(path), n, time.Since(start), err) }(time.Now())
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	return t.auth.do(ctx, op, func() error { return t.send(ctx, op, path, body, out, n) })
+}
+
+// send is one attempt of call.
+func (t *VaultTransit) send(ctx context.Context, op, path string, body []byte, out any, n int) error {
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	resp, err := t.c.Logical().WriteRawWithContext(cctx, path, body)
@@ -206,7 +231,7 @@ func (t *VaultTransit) HMAC(ctx context.Context, items []HMACItem) ([]HMACResult
 func (t *VaultTransit) Ping(ctx context.Context) error {
 	res, err := t.HMAC(ctx, []HMACItem{{Context: []byte("chdproxy"), Input: []byte("readiness")}})
 	if err != nil {
-		return err
+		return t.explain(ctx, err) // names a sealed or standby Vault (TransitFault)
 	}
 	return res[0].Err
 }

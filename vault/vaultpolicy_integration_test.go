@@ -63,6 +63,50 @@ func TestShippedVaultPolicyAllowsChdproxyAndNothingElse(t *testing.T) {
 		}
 	}
 	noErr(t, v.Ping(bg), "Ping after the refused calls (nothing was changed)")
+	if _, err := tr.LatestVersion(bg, KeyCard); err == nil {
+		t.Error("chdproxy's serving token read the key's versions: it must not run rewrap")
+	}
+}
+
+// TestShippedRewrapPolicyRewrapsAndNothingElse runs rewrap with a token holding
+// only deploy/vault-policy-rewrap.hcl after a rotation, and checks that token
+// cannot rotate, reconfigure, export or delete a key.
+func TestShippedRewrapPolicyRewrapsAndNothingElse(t *testing.T) {
+	vs := testenv.Vault(t)
+	newVaultTransit(t, vs)
+	token := policyToken(t, vs, string(deploy.VaultPolicyRewrapHCL))
+	tr, err := NewVaultTransit(VaultTransitConfig{Address: vs.Addr, Token: token, Timeout: 5 * time.Second})
+	noErr(t, err, "NewVaultTransit")
+	rdb := NewRedisClient(RedisOptions{Addrs: []string{testenv.Redis(t).Addr}})
+	defer rdb.Close()
+	root := newVaultTransit(t, vs)
+	serving, err := New(Config{Transit: root, Store: NewStore(rdb, StoreOptions{})})
+	noErr(t, err, "New")
+	m, err := serving.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, holderName))
+	noErr(t, err, "TokenizeCard")
+	rotate(t, vs, defaultCardKeyName, defaultCVVKeyName)
+	v, err := New(Config{Transit: tr, Store: NewStore(rdb, StoreOptions{})})
+	noErr(t, err, "New")
+	c, err := v.Rewrap(bg, tr, RewrapOptions{})
+	noErr(t, err, "Rewrap with the rewrap policy")
+	if c != (RewrapCount{Scanned: 1, Rewrapped: 1}) {
+		t.Errorf("got %+v, want one record rewrapped", c)
+	}
+	if _, err := detokenize(serving, "m_alpha", m.Token, true); err != nil {
+		t.Errorf("detokenize after rewrap: %v", err)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "transit/keys/" + defaultCardKeyName + "/rotate", "{}"},
+		{http.MethodPost, "transit/keys/" + defaultCardKeyName + "/config", `{"min_decryption_version":2}`},
+		{http.MethodGet, "transit/export/encryption-key/" + defaultCardKeyName, ""},
+		{http.MethodDelete, "transit/keys/" + defaultCVVKeyName, ""},
+		{http.MethodPost, "transit/hmac/" + defaultHMACKeyName + "/sha2-256", `{"input":"aW4="}`},
+		{http.MethodGet, "transit/keys/" + defaultHMACKeyName, ""},
+	} {
+		if got := vaultStatus(t, vs.Addr, token, c.method, c.path, c.body); got != http.StatusForbidden {
+			t.Errorf("%s %s with the rewrap token: got %d, want 403", c.method, c.path, got)
+		}
+	}
 }
 
 // policyToken writes hcl as policy "chdproxy" with the root token and returns a

@@ -100,9 +100,7 @@ func configProblems(file string) (problems []string, policyHash string) {
 		rdb = vault.NewRedisClient(vault.RedisOptions{Addrs: cfg.Redis.Addrs})
 	}
 	defer rdb.Close()
-	noKeys := *cfg
-	noKeys.Vault.CreateKeys = false // creating them would connect
-	v, vaultErr := noKeys.vault(context.Background(), pol, rdb)
+	v, vaultErr := cfg.vault(context.Background(), pol, rdb, nil) // no logger: no login, no key creation
 	add(vaultErr)
 	pc, pcErr := cfg.proxyConfig()
 	add(pcErr)

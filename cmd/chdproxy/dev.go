@@ -100,7 +100,7 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		return err
 	}
 	defer auditFile.Close()
-	defer reopenOnHUP(log, audit)()
+	defer reopenOnHUP(log, audit, nil)()
 	ls, err := proxy.New(proxy.Config{
 		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: devMerchant, Origins: origins}},
 		Log: log, Audit: audit, Redis: rdb, IdempotencySecret: randomSecret(), Dev: true,
@@ -123,9 +123,10 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		b.close()
 		return err
 	}
+	b.shutdown = shutdown{drain: ls.Drain, probes: "admin"} // no load balancer to wait for
 	printWalkthrough(out, filepath.Join(*stateDir, "dev.json"), st)
 	log.WithField("state", filepath.Join(*stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
-	return b.serve(ctx, log)
+	return serveRecorded(ctx, b, ls, log, audit, "dev", 1, keys.Len())
 }
 
 // loopbackOnly refuses listen addresses (by flag name) off loopback: dev runs

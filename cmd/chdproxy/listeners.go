@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -26,8 +28,19 @@ type listener struct {
 // bound is listeners bound to their addresses and not serving yet: what a
 // command announces (dev.json, "serving") is true only once bind succeeded.
 type bound struct {
-	ls  []listener
-	lns []net.Listener
+	ls       []listener
+	lns      []net.Listener
+	shutdown shutdown // how serve stops; the zero value stops at once
+}
+
+// shutdown is how a bound set of listeners stops when its context ends.
+type shutdown struct {
+	drain func()        // readiness goes false (proxy.Listeners.Drain)
+	delay time.Duration // then the listeners go on serving this long, so a load balancer notices
+	// timeout is how long requests in flight get to finish once the listeners stop
+	// accepting; proxy.ServeDrain raises it to the write timeout.
+	timeout time.Duration
+	probes  string // the listener that stops last, so probes read "draining" until the end
 }
 
 // bind binds every address, so a port in use fails before anything serves or is
@@ -55,31 +68,53 @@ func (b *bound) close() {
 	}
 }
 
-// serve serves until ctx ends or one server fails, and shuts all of them down.
+// serve serves until ctx ends or one server fails, then shuts every server down
+// as b.shutdown says: readiness false, the delay, then stop accepting and finish
+// the requests in flight (the probes listener last).
 func (b *bound) serve(ctx context.Context, log *logrus.Logger) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, len(b.ls))
+	traffic, stopTraffic := context.WithCancel(context.Background())
+	probes, stopProbes := context.WithCancel(context.Background())
+	defer stopTraffic()
+	defer stopProbes()
+	failed := make(chan struct{}, len(b.ls))
+	errs := make([]error, len(b.ls))
+	var trafficWG, probesWG sync.WaitGroup
 	for i, l := range b.ls {
 		srv := proxy.NewServer(l.addr, l.handler, log, proxy.DefaultTimeouts)
-		go func() {
-			err := proxy.Serve(ctx, srv, b.lns[i])
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				err = fmt.Errorf("%s listener: %w", l.name, err)
-			} else {
-				err = nil
-			}
-			cancel()
-			errc <- err
-		}()
-	}
-	var first error
-	for range b.ls {
-		if err := <-errc; err != nil && first == nil {
-			first = err
+		sctx, wg := traffic, &trafficWG
+		if l.name == b.shutdown.probes {
+			sctx, wg = probes, &probesWG
 		}
+		wg.Go(func() {
+			if err := proxy.ServeDrain(sctx, srv, b.lns[i], b.shutdown.timeout); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs[i] = fmt.Errorf("%s listener: %w", l.name, err)
+				failed <- struct{}{}
+			}
+		})
 	}
-	return first
+	select {
+	case <-failed:
+	case <-ctx.Done():
+		b.startDrain(log, failed)
+	}
+	stopTraffic()
+	trafficWG.Wait()
+	stopProbes()
+	probesWG.Wait()
+	return errors.Join(errs...)
+}
+
+// startDrain makes readiness false and waits the delay (or until a server fails).
+func (b *bound) startDrain(log *logrus.Logger, failed <-chan struct{}) {
+	if b.shutdown.drain == nil {
+		return
+	}
+	b.shutdown.drain()
+	log.WithField("delay", b.shutdown.delay.String()).Info("draining: /readyz answers 503; the listeners stop accepting after the delay")
+	select {
+	case <-failed:
+	case <-time.After(b.shutdown.delay):
+	}
 }
 
 // redisLogger routes go-redis's own messages (dial failures, pool events) into the
@@ -91,9 +126,10 @@ func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
 }
 
 // reopenOnHUP reopens the audit file at each SIGHUP (logrotate moves the file, then
-// sends HUP) instead of letting the signal end the process, until stop is called.
+// sends HUP) and then calls reload when not nil (serve re-reads its keys and
+// merchants), instead of letting the signal end the process, until stop is called.
 // Requests go on meanwhile: the auditor switches files between two group commits.
-func reopenOnHUP(log *logrus.Logger, audit *proxy.JSONLAudit) (stop func()) {
+func reopenOnHUP(log *logrus.Logger, audit *proxy.JSONLAudit, reload func()) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -105,9 +141,12 @@ func reopenOnHUP(log *logrus.Logger, audit *proxy.JSONLAudit) (stop func()) {
 			case <-hup:
 				if err := audit.Reopen(); err != nil {
 					log.WithError(err).Error("SIGHUP: the audit file could not be reopened; still writing to the old one")
-					continue
+				} else {
+					log.Info("SIGHUP: audit file reopened")
 				}
-				log.Info("SIGHUP: audit file reopened")
+				if reload != nil {
+					reload()
+				}
 			}
 		}
 	}()

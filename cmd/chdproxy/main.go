@@ -20,7 +20,11 @@ commands:
   policy explain FILE          Markdown report of the policy for auditors
   redact                       scrub stdin to stdout with the log redaction rules
   sandbox [--addr ADDR]        the SmartPayments sandbox upstream alone
+  rewrap --config FILE --token-file FILE
+                               re-encrypt every record under the newest transit key versions
   keys generate --role ROLE    a new publishable, secret or admin key and its digest
+  purge --merchant ID --config FILE [--yes]
+                               delete every token, CVV and idempotency record of a merchant
   healthcheck [--url URL]      exit 0 when the admin listener's /readyz answers 200
   version                      version, commit and Go version (also --version)
   help [COMMAND]               this text, or a command's own flags (also COMMAND --help)
@@ -52,7 +56,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"redact":      withOSStreams(runRedact),
 		"sandbox":     withOSStreams(runSandbox),
 		"keys":        runKeys,
+		"purge":       runPurge,
 		"healthcheck": runHealthcheck,
+		"rewrap":      runRewrap,
 		"version":     runVersion,
 	}
 	if len(args) == 0 {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/chdproxy/chdproxy/policy"
@@ -39,15 +40,17 @@ type serveConfig struct {
 		Admin   listenConfig `yaml:"admin"`
 	} `yaml:"listen"`
 	Vault struct {
-		Address    string        `yaml:"address"`
-		TokenFile  string        `yaml:"token_file"`
-		CAFile     string        `yaml:"ca_file"`
-		Mount      string        `yaml:"mount"`
-		CardKey    string        `yaml:"card_key"`
-		CVVKey     string        `yaml:"cvv_key"`
-		HMACKey    string        `yaml:"hmac_key"`
-		CreateKeys bool          `yaml:"create_keys"`
-		Timeout    time.Duration `yaml:"timeout"`
+		Address string `yaml:"address"`
+		// TokenFile is the earlier form of auth: {method: token_file, token_file: …}.
+		TokenFile  string           `yaml:"token_file"`
+		Auth       vault.AuthConfig `yaml:"auth"`
+		CAFile     string           `yaml:"ca_file"`
+		Mount      string           `yaml:"mount"`
+		CardKey    string           `yaml:"card_key"`
+		CVVKey     string           `yaml:"cvv_key"`
+		HMACKey    string           `yaml:"hmac_key"`
+		CreateKeys bool             `yaml:"create_keys"`
+		Timeout    time.Duration    `yaml:"timeout"`
 	} `yaml:"vault"`
 	Redis struct {
 		Addrs        []string `yaml:"addrs"`
@@ -79,6 +82,14 @@ type serveConfig struct {
 		ConnectTimeout  time.Duration `yaml:"connect_timeout"`
 		ResponseTimeout time.Duration `yaml:"response_timeout"`
 	} `yaml:"upstream"`
+	// Shutdown: on SIGTERM /readyz answers 503 "draining" for Delay (default 5s, so a
+	// load balancer stops sending), then the listeners stop accepting and the requests
+	// in flight get DrainTimeout to finish (default, and at least, the write timeout:
+	// the longest a request runs).
+	Shutdown struct {
+		DrainTimeout time.Duration  `yaml:"drain_timeout"`
+		Delay        *time.Duration `yaml:"delay"`
+	} `yaml:"shutdown"`
 	Merchants []struct {
 		ID      string   `yaml:"id"`
 		Origins []string `yaml:"origins"`
@@ -124,7 +135,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rdb.Close()
-	v, err := cfg.vault(ctx, pol, rdb)
+	v, err := cfg.vault(ctx, pol, rdb, log)
 	if err != nil {
 		return err
 	}
@@ -137,13 +148,14 @@ func serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	defer closeAudit() // flushes queued outcome records, once the listeners have stopped
-	defer reopenOnHUP(log, audit)()
 	pc.Policy, pc.Vault, pc.Log, pc.Audit, pc.Redis = pol, v, log, audit, rdb
 	ls, err := proxy.New(pc)
 	if err != nil {
 		return err
 	}
 	defer ls.Close()
+	rl := &reloader{path: flags.config, started: cfg, policyHash: pol.Hash, ls: ls, log: log, audit: audit}
+	defer reopenOnHUP(log, audit, func() { _ = rl.reload() })()
 	served := []listener{
 		{name: "collect", addr: cfg.Listen.Collect.Addr, handler: ls.Collect},
 		{name: "forward", addr: cfg.Listen.Forward.Addr, handler: ls.Forward},
@@ -153,6 +165,9 @@ func serve(ctx context.Context, args []string) error {
 		if served[i].wrapLn, err = tlsListener(served[i].name, lc); err != nil {
 			return err
 		}
+		if notAfter, ok := certExpiry(lc); ok {
+			ls.CertificateExpires(served[i].name, notAfter)
+		}
 	}
 	if err := v.Ping(ctx); err != nil {
 		log.WithError(err).Warn("vault or redis not ready yet; /readyz reports it")
@@ -161,8 +176,26 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	b.shutdown = cfg.shutdownPlan(log, ls)
 	log.Info("chdproxy serving")
-	return b.serve(ctx, log)
+	return serveRecorded(ctx, b, ls, log, audit, "serve", len(pc.Merchants), pc.Keys.Len())
+}
+
+// shutdownPlan is the configured shutdown. A drain shorter than the longest request
+// deadline would cut payments that are still waiting on the upstream: it is raised.
+func (cfg *serveConfig) shutdownPlan(log *logrus.Logger, ls *proxy.Listeners) shutdown {
+	sd := shutdown{drain: ls.Drain, delay: 5 * time.Second, timeout: cfg.Shutdown.DrainTimeout, probes: "admin"}
+	if cfg.Shutdown.Delay != nil {
+		sd.delay = *cfg.Shutdown.Delay
+	}
+	if longest := proxy.DefaultTimeouts.Write; sd.timeout < longest {
+		if sd.timeout != 0 {
+			log.WithFields(logrus.Fields{"drain_timeout": sd.timeout.String(), "raised_to": longest.String()}).
+				Warn("shutdown.drain_timeout is shorter than the longest request deadline (the write timeout): raised")
+		}
+		sd.timeout = longest
+	}
+	return sd
 }
 
 // redisClient connects to the configured Redis (password from its file, TLS when asked).
@@ -184,28 +217,89 @@ func (cfg *serveConfig) redisClient() (redis.UniversalClient, error) {
 	return vault.NewRedisClient(ropts), nil
 }
 
-// vault is the token vault on Vault transit (never the dev cipher) and rdb.
-func (cfg *serveConfig) vault(ctx context.Context, pol *policy.Policy, rdb redis.UniversalClient) (*vault.Vault, error) {
-	token, err := readSecretFile(cfg.Vault.TokenFile)
-	if err != nil {
+// vault is the token vault on Vault transit (never the dev cipher) and rdb. With
+// log nil (serve --check-config) it contacts nothing: the credential files are only
+// read. Otherwise it logs in, keeps the token valid until ctx ends (telling log) and
+// creates the keys when asked.
+func (cfg *serveConfig) vault(ctx context.Context, pol *policy.Policy, rdb redis.UniversalClient, log logrus.FieldLogger) (*vault.Vault, error) {
+	auth := cfg.vaultAuth()
+	if err := auth.CheckFiles(); err != nil {
 		return nil, fmt.Errorf("vault token: %w", err)
 	}
+	auth.Report = authReporter(log)
 	transit, err := vault.NewVaultTransit(vault.VaultTransitConfig{
-		Address: cfg.Vault.Address, Token: token, Mount: cfg.Vault.Mount, CACertFile: cfg.Vault.CAFile,
+		Address: cfg.Vault.Address, Auth: auth, Mount: cfg.Vault.Mount, CACertFile: cfg.Vault.CAFile,
 		CardKey: cfg.Vault.CardKey, CVVKey: cfg.Vault.CVVKey, HMACKey: cfg.Vault.HMACKey, Timeout: cfg.Vault.Timeout,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Vault.CreateKeys {
-		if err := transit.EnsureKeys(ctx); err != nil {
-			return nil, fmt.Errorf("vault keys: %w", err)
+	if log != nil {
+		if err := cfg.startVault(ctx, transit, log); err != nil {
+			return nil, err
 		}
 	}
 	return vault.New(vault.Config{
 		Transit: vault.Coalesce(transit, vault.CoalesceOptions{}), Store: vault.NewStore(rdb, vault.StoreOptions{Prefix: cfg.Redis.Prefix}),
 		TokenTTL: pol.Tokens.Card, CVVTTL: pol.Tokens.CVV, WalletTTL: pol.Tokens.Wallet,
 	})
+}
+
+// startVault logs in (Vault refusing the credentials stops serve; Vault unreachable
+// or sealed does not: the login is retried and /readyz reports it) and creates the
+// keys when create_keys asks.
+func (cfg *serveConfig) startVault(ctx context.Context, transit *vault.VaultTransit, log logrus.FieldLogger) error {
+	if err := transit.Login(ctx); err != nil {
+		if !errors.Is(err, vault.ErrUnavailable) {
+			return fmt.Errorf("vault login: %w", err)
+		}
+		log.WithError(err).Warn("vault login failed; retrying in the background, /readyz reports it")
+	}
+	if cfg.Vault.CreateKeys {
+		if err := transit.EnsureKeys(ctx); err != nil {
+			return fmt.Errorf("vault keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// vaultAuth is vault.auth, or vault.token_file as the method token_file.
+func (cfg *serveConfig) vaultAuth() vault.AuthConfig {
+	if cfg.Vault.TokenFile != "" {
+		return vault.AuthConfig{Method: vault.AuthTokenFile, TokenFile: cfg.Vault.TokenFile}
+	}
+	return cfg.Vault.Auth
+}
+
+// vaultAuthProblems lists what is wrong with vault.auth (or vault.token_file).
+func (cfg *serveConfig) vaultAuthProblems() []error {
+	a := cfg.Vault.Auth
+	if cfg.Vault.TokenFile != "" && (a.Method != "" || a.TokenFile != "" || a.AppRole != nil || a.Kubernetes != nil || a.PollInterval != 0) {
+		return []error{errors.New("vault: give token_file or auth, not both")}
+	}
+	a = cfg.vaultAuth()
+	var errs []error
+	for _, p := range a.Problems() {
+		errs = append(errs, errors.New("vault.auth: "+p))
+	}
+	return errs
+}
+
+// authReporter logs what happens to the Vault token (never the token).
+func authReporter(log logrus.FieldLogger) func(event string, err error) {
+	if log == nil {
+		return nil
+	}
+	return func(event string, err error) {
+		switch {
+		case err != nil:
+			log.WithError(err).Warn(event)
+		case event == vault.EventRenewed:
+			log.Debug(event)
+		default:
+			log.Info(event)
+		}
+	}
 }
 
 // proxyConfig is the part of proxy.Config the file gives: merchants, keys (the
@@ -237,6 +331,7 @@ func (cfg *serveConfig) proxyConfig() (proxy.Config, error) {
 		errs = append(errs, err)
 	}
 	pc.Upstream = proxy.UpstreamOptions{RootCAs: upCAs, ConnectTimeout: cfg.Upstream.ConnectTimeout, ResponseTimeout: cfg.Upstream.ResponseTimeout}
+	pc.VaultTimeout = cmp.Or(cfg.Vault.Timeout, 2*time.Second) + time.Second // a transit call (its default 2s) plus Redis's (NewRedisClient: 1s)
 	secret, err := readSecretFile(cfg.Idempotency.SecretFile)
 	if err != nil || len(secret) < 32 {
 		errs = append(errs, errors.New("idempotency.secret_file: needs a file with at least 32 characters"))
@@ -277,9 +372,10 @@ func loadServeConfig(path string) (*serveConfig, error) {
 	if cfg.Audit == "" {
 		errs = append(errs, errors.New("audit: required (a file path or \"stdout\")"))
 	}
-	if cfg.Vault.Address == "" || cfg.Vault.TokenFile == "" {
-		errs = append(errs, errors.New("vault: address and token_file are required"))
+	if cfg.Vault.Address == "" {
+		errs = append(errs, errors.New("vault.address: required"))
 	}
+	errs = append(errs, cfg.vaultAuthProblems()...)
 	if len(cfg.Redis.Addrs) == 0 {
 		errs = append(errs, errors.New("redis: addrs required"))
 	}
@@ -374,6 +470,16 @@ func tlsListener(name string, lc listenConfig) (func(net.Listener) net.Listener,
 	}
 	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	return func(ln net.Listener) net.Listener { return tls.NewListener(ln, conf) }, nil
+}
+
+// certExpiry is when a listener's certificate expires (for the metric that alerts
+// before it does); ok is false without TLS.
+func certExpiry(lc listenConfig) (time.Time, bool) {
+	cert, err := tls.LoadX509KeyPair(lc.TLSCert, lc.TLSKey)
+	if err != nil || cert.Leaf == nil {
+		return time.Time{}, false
+	}
+	return cert.Leaf.NotAfter, true
 }
 
 // certPool returns the system roots plus the PEM file's CAs (nil, nil for no file).

@@ -25,7 +25,7 @@ func TestSIGHUPReopensTheAuditFile(t *testing.T) {
 	}
 	defer closer.Close()
 	var logs testenv.Buffer
-	stop := reopenOnHUP(redact.NewLogger(&logs, redact.New(redact.Rules{}), "hash"), audit)
+	stop := reopenOnHUP(redact.NewLogger(&logs, redact.New(redact.Rules{}), "hash"), audit, nil)
 	defer stop()
 
 	if err := audit.Write(proxy.AuditRecord{Event: "tokenize", RequestID: "req_before"}); err != nil {

@@ -43,17 +43,27 @@ func Redis(t testing.TB) *RedisServer {
 // --appendonly no`) in dir, its output in dir/redis.log, and waits until it
 // answers PING. It returns a *MissingError when redis-server is not found.
 func StartRedis(dir string) (*RedisServer, error) {
+	return startRedisWith(dir, false, nil)
+}
+
+// startRedisWith is StartRedis with more arguments, extra(port); with pair,
+// port+1 is free too (a Cluster node's bus port).
+func startRedisWith(dir string, pair bool, extra func(port int) []string) (*RedisServer, error) {
 	bin := RedisBin()
 	if bin == "" {
 		return nil, &MissingError{"redis-server not found (install it or set CHDPROXY_REDIS_BIN)"}
 	}
 	addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-	p, port, err := startServer("redis-server", bin, dir, "redis.log", false, 10*time.Second, func(port int) []string {
-		return []string{
+	p, port, err := startServer("redis-server", bin, dir, "redis.log", pair, 10*time.Second, func(port int) []string {
+		args := []string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", dir,
 			"--protected-mode", "yes", "--daemonize", "no",
 		}
+		if extra != nil {
+			args = append(args, extra(port)...)
+		}
+		return args
 	}, func(port int) error { return redisPing(addr(port)) })
 	if err != nil {
 		return nil, err
@@ -61,7 +71,7 @@ func StartRedis(dir string) (*RedisServer, error) {
 	return &RedisServer{Addr: addr(port), Proc: p}, nil
 }
 
-// redisPing sends an inline PING and expects +PONG.
+// redisPing sends an inline PING and expects +PONG (or NOAUTH).
 func redisPing(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 	if err != nil {
@@ -76,7 +86,8 @@ func redisPing(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
+	// NOAUTH: up, with the default user off (an ACL file).
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return &net.OpError{Op: "ping", Net: "tcp", Err: errString("unexpected answer")}
 	}
 	return nil
@@ -85,3 +96,11 @@ func redisPing(addr string) error {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// RedisWith is Redis with more redis-server arguments (an ACL file, TLS).
+func RedisWith(t testing.TB, args ...string) *RedisServer {
+	t.Helper()
+	return startFor(t, "redis-server", func(dir string) (*RedisServer, error) {
+		return startRedisWith(dir, false, func(int) []string { return args })
+	})
+}
