@@ -28,12 +28,16 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on ./...
 
-## deps: the one system package the tests need (redis-server), installed when missing
+## deps: the system packages the tests need (redis-server, redis-sentinel, promtool), installed when missing
 deps:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing redis-server"; \
+	@pkgs=""; \
+	command -v redis-server >/dev/null || pkgs="$$pkgs redis-server"; \
+	command -v redis-sentinel >/dev/null || pkgs="$$pkgs redis-sentinel"; \
+	command -v promtool >/dev/null || pkgs="$$pkgs prometheus"; \
+	[ -z "$$pkgs" ] || { \
+	  echo "installing$$pkgs"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$pkgs; }
 
 ## vault: build the pinned Vault server for integration tests, once, into $(CACHE_DIR)
 vault: $(VAULT_BIN)
