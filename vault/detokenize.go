@@ -200,18 +200,38 @@ func (d *Decryption) revealCard() (*Secret, error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err = v.store.takeCVV(d.ctx, r.merchant, r.token, r.st.cvv, r.st.rec, spent)
+	ct, rec := r.st.cvv, r.st.rec
+	ok, err = v.store.takeCVV(d.ctx, r.merchant, r.token, ct, rec, spent)
+	if err == nil && !ok {
+		ok, ct, rec, spent, err = v.retakeRewrapped(d.ctx, r)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, ErrCVVUnavailable // consumed by a concurrent call
 	}
-	d.took = &taken{cvv: r.st.cvv, rec: r.st.rec, spent: spent}
+	d.took = &taken{cvv: ct, rec: rec, spent: spent}
 	s.CVV = card.CVVFromBytes(d.cvv)
 	s.Meta.HasCVV = false
 	s.Meta.CVVExpiresAt = nil
 	return s, nil
+}
+
+// retakeRewrapped takes the CVV once more when a rewrap (chdproxy rewrap) rewrote the
+// record and the CVV between Lookup and the take: both ciphertexts changed, but the CVV
+// is the same one while its nonce is. Anything else (consumed, dropped, deleted) still
+// refuses.
+func (v *Vault) retakeRewrapped(ctx context.Context, r *Record) (ok bool, ct string, rec, spent []byte, err error) {
+	now, st, err := v.load(ctx, r.merchant, r.token, true)
+	if err != nil || !v.cvvLive(now, st) || now.CVVNonce != r.stored.CVVNonce {
+		return false, "", nil, nil, nil
+	}
+	if spent, err = now.spent(); err != nil {
+		return false, "", nil, nil, err
+	}
+	ok, err = v.store.takeCVV(ctx, r.merchant, r.token, st.cvv, st.rec, spent)
+	return ok, st.cvv, st.rec, spent, err
 }
 
 func (d *Decryption) revealWallet() (*Secret, error) {
