@@ -31,7 +31,7 @@ func (d *deps) authenticated(c caller, h keyedFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		key, err := d.directory(r).keys.Authenticate(bearer(r.Header.Get(c.header)), c.role)
 		if err != nil || c.public {
-			if lerr := d.Limiter.allowClient(r); lerr != nil {
+			if lerr := d.Limiter.allowClient(info(r).client); lerr != nil {
 				return lerr
 			}
 		}
@@ -51,7 +51,7 @@ func (d *deps) authenticated(c caller, h keyedFunc) handlerFunc {
 // routes anyone may call without a key.
 func (d *deps) clientLimited(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		if err := d.Limiter.allowClient(r); err != nil {
+		if err := d.Limiter.allowClient(info(r).client); err != nil {
 			return err
 		}
 		return h(w, r)

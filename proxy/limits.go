@@ -121,9 +121,9 @@ func (l *Limiter) allow(keyID string) error {
 }
 
 // allowClient takes one request from the bucket of r's client address.
-func (l *Limiter) allowClient(r *http.Request) error {
+func (l *Limiter) allowClient(client netip.Addr) error {
 	now := l.now()
-	rl := l.clients.get(clientKey(clientAddr(r, l.trusted)), now, func() *rate.Limiter {
+	rl := l.clients.get(clientKey(client), now, func() *rate.Limiter {
 		return rate.NewLimiter(rate.Limit(l.lim.PerClientRate), l.lim.PerClientBurst)
 	})
 	return l.count(take(rl, now, errClientRateLimited), "client")

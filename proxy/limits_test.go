@@ -72,7 +72,7 @@ func TestClientBucketsForgetIdleClientsAndStayBounded(t *testing.T) {
 	l := newLimiter(Limits{PerClientRate: 1, PerClientBurst: 2}, nil, clock.now)
 	l.clients.max = 10
 	for i := range 50 {
-		if err := l.allowClient(requestFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}).String())); err != nil {
+		if err := l.allowClient(clientAddr(requestFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}).String()), nil)); err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
 		if n := len(l.clients.m); n > 10 {
@@ -82,17 +82,17 @@ func TestClientBucketsForgetIdleClientsAndStayBounded(t *testing.T) {
 	// A busy client keeps its (empty) bucket while it is busy.
 	busy := requestFrom("198.51.100.1")
 	for range 2 {
-		if err := l.allowClient(busy); err != nil {
+		if err := l.allowClient(clientAddr(busy, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.allowClient(busy); err == nil {
+	if err := l.allowClient(clientAddr(busy, nil)); err == nil {
 		t.Fatal("a third request within the burst of 2 was allowed")
 	}
 	// Once every bucket would be full again (burst/rate = 2s), the next new client
 	// sweeps them all out.
 	clock.add(2 * time.Second)
-	if err := l.allowClient(requestFrom("198.51.100.2")); err != nil {
+	if err := l.allowClient(clientAddr(requestFrom("198.51.100.2"), nil)); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(l.clients.m); n != 1 {
@@ -110,7 +110,7 @@ func TestRefusalsSayWhichLimit(t *testing.T) {
 		after string
 	}{
 		{func() error { return l.allow("pk_1") }, "too many requests for this key", "2"},
-		{func() error { return l.allowClient(r) }, "too many requests from this client address", "4"},
+		{func() error { return l.allowClient(clientAddr(r, nil)) }, "too many requests from this client address", "4"},
 	} {
 		if err := tt.take(); err != nil {
 			t.Fatal(err)

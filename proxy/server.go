@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -83,10 +84,18 @@ type reqInfo struct {
 	token          string
 	upstreamHost   string
 	upstreamStatus int
-	client         string      // the client address, as the limits see it (clientAddr)
+	client         netip.Addr  // resolved once by wrap (clientAddr): limits and audit use it
 	injected       bool        // the outbound body carries card data
 	sent           atomic.Bool // the outbound request was written
 	dir            *directory  // the keys and merchants in force when it started (deps.directory)
+}
+
+// clientString is the client address for records, "" when unknown.
+func (ri *reqInfo) clientString() string {
+	if !ri.client.IsValid() {
+		return ""
+	}
+	return ri.client.String()
 }
 
 type ctxKey struct{}
@@ -131,9 +140,7 @@ func wrap(d *deps, listener, event string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ri := &reqInfo{id: "req_" + randomBase62(16), listener: listener, event: event}
-		if a := clientAddr(r, d.Limiter.trusted); a.IsValid() {
-			ri.client = a.String()
-		}
+		ri.client = clientAddr(r, d.Limiter.trusted)
 		if rt := mux.CurrentRoute(r); rt != nil {
 			ri.route = rt.GetName()
 		}
@@ -178,7 +185,7 @@ func wrap(d *deps, listener, event string, h handlerFunc) http.Handler {
 		if ri.merchant == "" && sw.status >= 400 && sw.status < 500 {
 			// Refused before any key was known: counted, not one fsync each.
 			d.metrics.refusalSummarised(listener, code)
-			d.refusals.add(refusalKey{listener: listener, event: event, route: ri.route, code: code, source: ri.client, status: sw.status})
+			d.refusals.add(refusalKey{listener: listener, event: event, route: ri.route, code: code, source: ri.clientString(), status: sw.status})
 			return
 		}
 		// The outcome record is queued, not awaited: the access itself was recorded
@@ -222,7 +229,7 @@ func auditRecord(r *http.Request, listener, event string) AuditRecord {
 		Time: time.Now().UTC(), Event: event, Listener: listener, Route: ri.route,
 		Merchant: ri.merchant, KeyID: ri.keyID, Token: ri.token,
 		UpstreamHost: ri.upstreamHost, UpstreamStatus: ri.upstreamStatus,
-		CardDataSent: ri.injected && ri.sent.Load(), SourceIP: ri.client, RequestID: ri.id,
+		CardDataSent: ri.injected && ri.sent.Load(), SourceIP: ri.clientString(), RequestID: ri.id,
 	}
 }
 
