@@ -5,11 +5,14 @@
 
 FROM golang:1.26.8-bookworm AS build
 ARG VERSION=dev
+# TAGS= (empty) builds the test-only commands in: only for a sandbox image, never to serve cards.
+ARG TAGS=production
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/chdproxy ./cmd/chdproxy
+# -tags production: no dev or sandbox command, no miniredis, sandbox or dev cipher (PCI DSS 6.5.6)
+RUN CGO_ENABLED=0 go build -trimpath -tags "${TAGS}" -ldflags "-s -w -X main.version=${VERSION}" -o /out/chdproxy ./cmd/chdproxy
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev

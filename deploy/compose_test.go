@@ -18,7 +18,10 @@ import (
 // composeFile is the part of deploy/compose.yaml the tests check.
 type composeFile struct {
 	Services map[string]struct {
-		Image       string            `yaml:"image"`
+		Image string `yaml:"image"`
+		Build struct {
+			Args map[string]string `yaml:"args"`
+		} `yaml:"build"`
 		Command     []string          `yaml:"command"`
 		User        string            `yaml:"user"`
 		ReadOnly    bool              `yaml:"read_only"`
@@ -45,7 +48,7 @@ func readCompose(t *testing.T) composeFile {
 
 func TestComposeRunsEachPartAsShippedWithSecretsAsFiles(t *testing.T) {
 	c := readCompose(t)
-	for name, image := range map[string]string{"vault": "hashicorp/vault:", "vault-agent": "hashicorp/vault:", "redis": "redis:", "sandbox": "chdproxy:latest", "chdproxy": "chdproxy:latest"} {
+	for name, image := range map[string]string{"vault": "hashicorp/vault:", "vault-agent": "hashicorp/vault:", "redis": "redis:", "sandbox": "chdproxy-sandbox:latest", "chdproxy": "chdproxy:latest"} {
 		if s, ok := c.Services[name]; !ok || !strings.HasPrefix(s.Image, image) {
 			t.Errorf("service %s: got image %q, want %s…", name, s.Image, image)
 		}
@@ -55,6 +58,12 @@ func TestComposeRunsEachPartAsShippedWithSecretsAsFiles(t *testing.T) {
 	}
 	if cmd := strings.Join(c.Services["chdproxy"].Command, " "); cmd != "serve --config /etc/chdproxy/chdproxy.yaml" {
 		t.Errorf("chdproxy runs %q", cmd)
+	}
+	if tags, ok := c.Services["sandbox"].Build.Args["TAGS"]; !ok || tags != "" {
+		t.Errorf("the sandbox image is built with TAGS=%q, want empty (the production image has no sandbox)", tags)
+	}
+	if _, ok := c.Services["chdproxy"].Build.Args["TAGS"]; ok {
+		t.Error("chdproxy's image must be the production build (no TAGS override)")
 	}
 	if cmd := strings.Join(c.Services["sandbox"].Command, " "); !strings.Contains(cmd, "--tls-cert") {
 		t.Errorf("the sandbox runs %q, want TLS (serve calls its upstreams over https only)", cmd)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -88,12 +89,17 @@ var errAuditUnavailable = newError(http.StatusServiceUnavailable, "audit_unavail
 
 // JSONLAudit writes one JSON object per line to w and calls Sync when w has it (an
 // *os.File: fsync). Write returns once its own record is written and synced. Enqueue
-// adds its record to the next batch without waiting; that batch is written by the next
-// Write or at most enqueueLag later, so an outcome record usually shares the fsync of a
-// later request's attempt record. Flush writes and waits for every batch.
-// Concurrent writers share the writes and syncs (group commit): while one batch is
-// being written and synced, the records that arrive wait together for the next one, so
-// under load one fsync covers many records instead of each waiting for all before it.
+// adds its record to the next batch without waiting. Flush writes and waits for every
+// batch.
+//
+// Group commit without a fixed wait (leader/follower): a record that finds nobody
+// writing is written and synced at once, by its own Write (or, for Enqueue, by a
+// goroutine started there and then: nobody waits for company, no timer runs). Records
+// that arrive while a batch is being written wait together for the next one; when a
+// batch is done, its writer hands the next batch to one of that batch's own Write
+// callers, who writes it (a goroutine only when the next batch has no Write caller:
+// outcome records alone). So under load one fsync covers many records, and a lone
+// request pays exactly one write and one fsync.
 type JSONLAudit struct {
 	mu         sync.Mutex
 	w          io.Writer
@@ -103,7 +109,6 @@ type JSONLAudit struct {
 	next       *auditBatch // what the writers of the pending records wait for
 	inflight   *auditBatch // the batch being written
 	spare      []byte      // the previous batch's buffer, reused
-	armed      bool        // a timer will write what Enqueue queued
 
 	path     string    // of the file sink (OpenAuditFile); "" for any other writer
 	file     *os.File  // the open file at path
@@ -124,16 +129,14 @@ const (
 
 var errAuditStuck = errors.New("audit: a write or fsync has not returned")
 
-// enqueueLag bounds how long a queued record waits for a write to ride along with:
-// the most a crash can lose of the outcome records (never of an attempt record).
-const enqueueLag = 5 * time.Millisecond
-
 // auditBatch is one write+sync of several records; err is set before done closes.
 type auditBatch struct {
-	done   chan struct{}
-	err    error
-	failed []func(error) // of the enqueued records that asked
-	n      int           // records in the batch
+	done    chan struct{}
+	lead    chan struct{} // one Write caller of this batch is told to write it (cap 1)
+	err     error
+	failed  []func(error) // of the enqueued records that asked
+	n       int           // records in the batch
+	writers int           // Write callers waiting for it
 }
 
 // ObserveSync implements SyncObservable: synced hears every group commit (metrics).
@@ -240,25 +243,44 @@ func (a *JSONLAudit) Write(rec AuditRecord) error {
 		return err
 	}
 	a.mu.Lock()
-	batch := a.queue(b)
+	batch := a.queue(b.Bytes())
+	putLine(b)
+	batch.writers++
 	if !a.busy {
-		// Nobody is writing: write this batch now, and leave later ones to a
-		// goroutine so this request does not wait for other requests' records.
-		a.busy = true
-		a.flushOne()
-		if len(a.pending) > 0 {
-			go a.drain()
-		} else {
-			a.busy = false
-		}
+		a.busy = true // nobody is writing: this caller leads, at once
+		a.lead()
+		a.mu.Unlock()
+		return batch.err
 	}
 	a.mu.Unlock()
-	<-batch.done
+	select {
+	case <-batch.done:
+	case <-batch.lead: // the previous batch is done: write ours, and lead
+		a.mu.Lock()
+		a.lead()
+		a.mu.Unlock()
+	}
 	return batch.err
 }
 
+// lead writes the pending batch, then passes the writing on: to a Write caller of
+// the batch that queued meanwhile, or to a goroutine when that batch has none. a.mu
+// is held and a.busy set; the caller's own batch is written on return.
+func (a *JSONLAudit) lead() {
+	a.flushOne()
+	switch {
+	case len(a.pending) == 0:
+		a.busy = false
+	case a.next.writers > 0:
+		a.next.lead <- struct{}{} // cap 1, sent once per batch: never blocks
+	default:
+		go a.drain()
+	}
+}
+
 // Enqueue implements Auditor: the record goes out with the next batch, written by
-// another goroutine, so the caller's connection is free for its next request.
+// another goroutine, so the caller's connection is free for its next request. When
+// nobody is writing, that goroutine starts now: a queued record waits for no timer.
 func (a *JSONLAudit) Enqueue(rec AuditRecord, failed func(error)) {
 	b, err := a.line(rec)
 	if err != nil {
@@ -268,20 +290,49 @@ func (a *JSONLAudit) Enqueue(rec AuditRecord, failed func(error)) {
 		return
 	}
 	a.mu.Lock()
-	batch := a.queue(b)
+	batch := a.queue(b.Bytes())
+	putLine(b)
 	if failed != nil {
 		batch.failed = append(batch.failed, failed)
 	}
-	if !a.busy && !a.armed {
-		a.armed = true
-		time.AfterFunc(enqueueLag, func() {
-			a.mu.Lock()
-			a.armed = false
-			a.mu.Unlock()
-			a.Flush()
-		})
+	if !a.busy {
+		a.busy = true
+		go a.drain()
 	}
 	a.mu.Unlock()
+}
+
+// EnqueueAll is Enqueue for several records at once: they go out in one batch
+// (a flush of refusal summaries is one write and one fsync, not one each).
+// failed, when not nil, hears which record's write failed.
+func (a *JSONLAudit) EnqueueAll(recs []AuditRecord, failed func(i int, err error)) {
+	lines := make([]*bytes.Buffer, len(recs))
+	for i, rec := range recs {
+		b, err := a.line(rec)
+		if err != nil {
+			if failed != nil {
+				failed(i, err)
+			}
+			continue
+		}
+		lines[i] = b
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, b := range lines {
+		if b == nil {
+			continue
+		}
+		batch := a.queue(b.Bytes())
+		putLine(b)
+		if failed != nil {
+			batch.failed = append(batch.failed, func(err error) { failed(i, err) })
+		}
+	}
+	if a.next != nil && !a.busy {
+		a.busy = true
+		go a.drain()
+	}
 }
 
 // Flush returns once every record queued before it is written (or has failed).
@@ -300,20 +351,38 @@ func (a *JSONLAudit) Flush() {
 	}
 }
 
-func (a *JSONLAudit) line(rec AuditRecord) ([]byte, error) {
+// lineBufs holds the buffers records are encoded into before queue copies them
+// into the batch: two records per forward need no new buffer each.
+var lineBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// line encodes rec as one JSON line (as json.Marshal, plus '\n') into a pooled
+// buffer; the caller puts it back with putLine once queued.
+func (a *JSONLAudit) line(rec AuditRecord) (*bytes.Buffer, error) {
 	rec.PolicyHash = a.policyHash
 	if rec.Time.IsZero() {
 		rec.Time = time.Now()
 	}
 	rec.Time = rec.Time.UTC()
-	b, err := json.Marshal(rec)
-	return append(b, '\n'), err
+	buf := lineBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(rec); err != nil {
+		putLine(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+// putLine returns a line's buffer to the pool, unless a huge record grew it.
+func putLine(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		lineBufs.Put(buf)
+	}
 }
 
 // queue adds one line to the pending batch and returns that batch; a.mu is held.
 func (a *JSONLAudit) queue(line []byte) *auditBatch {
 	if a.next == nil {
-		a.next = &auditBatch{done: make(chan struct{})}
+		a.next = &auditBatch{done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	}
 	a.pending = append(a.pending, line...)
 	a.next.n++
@@ -343,14 +412,12 @@ func (a *JSONLAudit) flushOne() {
 	a.spare, a.inflight, a.lastErr = buf, nil, batch.err
 }
 
-// drain writes batches until none is pending, then lets the next writer write.
+// drain writes the pending batch for records no Write caller waits on (Enqueue,
+// Flush) and passes the writing on like any leader.
 func (a *JSONLAudit) drain() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for len(a.pending) > 0 {
-		a.flushOne()
-	}
-	a.busy = false
+	a.lead()
 }
 
 func writeSync(w io.Writer, b []byte) error {
@@ -441,12 +508,23 @@ func (s *refusals) flush() {
 		s.timer.Stop()
 	}
 	s.mu.Unlock()
+	recs := make([]AuditRecord, 0, len(counts))
 	for k, n := range counts {
-		s.audit.Enqueue(AuditRecord{
+		recs = append(recs, AuditRecord{
 			Event: k.event, Outcome: "denied", Code: k.code, Status: k.status, Listener: k.listener,
 			Route: k.route, SourceIP: k.source, Count: n, Since: &since,
-		}, func(err error) {
-			s.log.WithField("event", k.event).WithError(err).Error("audit write failed (refusal summary)")
 		})
+	}
+	failed := func(i int, err error) {
+		s.log.WithField("event", recs[i].Event).WithError(err).Error("audit write failed (refusal summary)")
+	}
+	if all, ok := s.audit.(interface {
+		EnqueueAll([]AuditRecord, func(int, error))
+	}); ok {
+		all.EnqueueAll(recs, failed) // one batch: one fsync for the whole flush
+		return
+	}
+	for i, rec := range recs {
+		s.audit.Enqueue(rec, func(err error) { failed(i, err) })
 	}
 }

@@ -104,7 +104,7 @@ func TestJSONLAuditEnqueueFlushAndFailure(t *testing.T) {
 		t.Fatal("queued records were never synced")
 	}
 
-	// A queued record goes out on its own within enqueueLag, or with the next Write.
+	// A queued record goes out on its own, or with the next Write.
 	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_lag"}, nil)
 	deadline := time.Now().Add(time.Second)
 	for !sink.contains(`"req_lag"`) {
@@ -113,13 +113,26 @@ func TestJSONLAuditEnqueueFlushAndFailure(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// Records that arrive while a batch is being synced share the next sync: an
+	// outcome record queued then rides with the next request's attempt record.
 	before := sink.syncs.Load()
+	first := make(chan error, 1)
+	go func() { first <- a.Write(AuditRecord{Event: "detokenize", RequestID: "req_first"}) }()
+	for sink.syncs.Load() == before { // the first batch is being synced
+		if time.Now().After(deadline) {
+			t.Fatal("the first Write never synced")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_outcome"}, nil)
 	if err := a.Write(AuditRecord{Event: "detokenize", RequestID: "req_attempt"}); err != nil {
 		t.Fatal(err)
 	}
-	if !sink.contains(`"req_outcome"`) || sink.syncs.Load() != before+1 {
-		t.Fatalf("the queued record did not share the next Write's sync (%d syncs)", sink.syncs.Load()-before)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if !sink.contains(`"req_outcome"`) || sink.syncs.Load() != before+2 {
+		t.Fatalf("got %d syncs for a batch and the two records queued behind it, want 2", sink.syncs.Load()-before)
 	}
 
 	sink.failed.Store(true)
@@ -172,4 +185,98 @@ func BenchmarkJSONLAudit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// gatedSink holds every Sync until the test lets it go, and counts them.
+type gatedSink struct {
+	syncCounter
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedSink) Sync() error {
+	g.syncs.Add(1)
+	g.entered <- struct{}{}
+	<-g.release
+	return nil
+}
+
+// A queued record on an idle trail is being written when Enqueue returns: no
+// timer decides when it goes out.
+func TestJSONLAuditEnqueueOnAnIdleTrailWritesAtOnce(t *testing.T) {
+	g := &gatedSink{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	close(g.release)
+	a := NewJSONLAudit(g, "hash")
+	a.Enqueue(AuditRecord{Event: "inject", RequestID: "req_out"}, nil)
+	a.mu.Lock()
+	busy := a.busy
+	a.mu.Unlock()
+	if !busy {
+		t.Fatal("Enqueue on an idle trail left its record waiting for something else to write it")
+	}
+	a.Flush()
+	if !g.contains(`"req_out"`) {
+		t.Fatal("the queued record was not written")
+	}
+}
+
+// The Write callers that queue behind a batch being synced share the next sync, and
+// one of them writes it (the durability model: each returns after its own sync).
+func TestJSONLAuditFollowersShareTheNextSync(t *testing.T) {
+	g := &gatedSink{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	a := NewJSONLAudit(g, "hash")
+	errs := make(chan error, 9)
+	go func() { errs <- a.Write(AuditRecord{Event: "detokenize", RequestID: "req_lead"}) }()
+	<-g.entered // the leader's batch is being synced
+	const n = 8
+	for i := range n {
+		go func() { errs <- a.Write(AuditRecord{Event: "detokenize", RequestID: "req_f" + string(rune('a'+i))}) }()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+		a.mu.Lock()
+		queued := a.next != nil && a.next.writers == n
+		a.mu.Unlock()
+		if queued {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the followers never queued")
+		}
+	}
+	close(g.release)
+	for range n + 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := g.syncs.Load(); got != 2 {
+		t.Fatalf("got %d syncs, want 2 (the leader's, then one for all %d followers)", got, n)
+	}
+	for i := range n {
+		if id := `"req_f` + string(rune('a'+i)) + `"`; !g.contains(id) {
+			t.Fatalf("record %s is missing", id)
+		}
+	}
+}
+
+// BenchmarkJSONLAuditLone is one request at a time on a real file: one attempt
+// record (Write: write + fsync) and one outcome record (Enqueue) each, as a
+// forward at low load.
+func BenchmarkJSONLAuditLone(b *testing.B) {
+	f, err := os.OpenFile(filepath.Join(b.TempDir(), "audit.jsonl"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	a := NewJSONLAudit(f, "9f86d081884c7d65")
+	rec := AuditRecord{Event: "detokenize", Outcome: "attempt", Listener: "forward", Route: "initPaymentHost2Host",
+		Merchant: "m_bench", KeyID: "sk_1a2b3c4d", Token: benchToken, RequestID: "req_0123456789abcdef"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := a.Write(rec); err != nil {
+			b.Fatal(err)
+		}
+		a.Enqueue(rec, nil)
+	}
+	a.Flush()
 }

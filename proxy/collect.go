@@ -47,6 +47,7 @@ func collectHandler(d *deps) http.Handler {
 		d.authenticated(collectCaller, c.ownOrigin(d.tokenizeIdempotency(c.tokenize))))))
 	rt.Methods(http.MethodOptions).Path("/v1/tokens").Name("tokenize_preflight").Handler(wrap(d, "collect", "",
 		c.cors(d.clientLimited(c.preflight))))
+	mountHosted(d, rt, c)
 	return rt
 }
 
@@ -71,10 +72,11 @@ func (c *collect) cors(h handlerFunc) handlerFunc {
 // register, in front of the idempotency layer so that a replay is checked too. The
 // refusal is not readable by that page: it is another merchant's, or a misconfiguration.
 // Requests without Origin come from servers and curl; a browser always sends it on a
-// cross-origin POST.
+// cross-origin POST. The hosted-field frames post from the listener's own origin
+// (fromOwnFrame, hosted.go).
 func (c *collect) ownOrigin(h keyedFunc) keyedFunc {
 	return func(w http.ResponseWriter, r *http.Request, key Key) error {
-		if origin := r.Header.Get("Origin"); origin != "" && !slices.Contains(c.directory(r).merchants[key.Merchant].Origins, origin) {
+		if origin := r.Header.Get("Origin"); origin != "" && !fromOwnFrame(r, origin) && !slices.Contains(c.directory(r).merchants[key.Merchant].Origins, origin) {
 			w.Header().Del("Access-Control-Allow-Origin")
 			w.Header().Del("Access-Control-Expose-Headers")
 			return errOriginNotAllowed

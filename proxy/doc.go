@@ -15,6 +15,9 @@
 //	idempotency.go  Idempotency-Key records in Redis, behind authentication
 //	collect.go      POST /v1/tokens: card and wallet fields → vault → token metadata
 //	                (tokenView: never a fingerprint); CORS on every answer
+//	hosted.go       hosted fields on collect (package hosted: collect.js, the frames;
+//	                the frames' own-origin POSTs), POST /v1/cvv and, on forward,
+//	                POST /v1/tokens/{id}/cvv-sessions: CVV re-collection
 //	fields.go       strict reading of flat JSON / form bodies
 //	forward.go      the SmartPayments routes: read, plan, detokenize, send, scrub
 //	plan.go         injection as a pure plan: which token, which fields, which

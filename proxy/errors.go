@@ -26,6 +26,7 @@ func newError(status int, code, msg string) *apiError { return &apiError{status,
 var (
 	errUnauthorized      = newError(http.StatusUnauthorized, "unauthorized", "missing or invalid API key")
 	errOriginNotAllowed  = newError(http.StatusForbidden, "origin_not_allowed", "origin is not allowed for this merchant")
+	errClientCertificate = newError(http.StatusForbidden, "client_certificate_mismatch", "the client certificate is not one registered for this key's merchant")
 	errBodyTooLarge      = newError(http.StatusRequestEntityTooLarge, "body_too_large", "request body is too large")
 	errBodyUnreadable    = newError(http.StatusBadRequest, "body_unreadable", "the request body could not be read completely")
 	errUnsupportedMedia  = newError(http.StatusUnsupportedMediaType, "unsupported_media_type", "content type must be application/json or application/x-www-form-urlencoded")
@@ -67,6 +68,10 @@ func classify(err error) *apiError {
 		return errCVVUnavailable
 	case errors.Is(err, vault.ErrWalletConsumed):
 		return errWalletConsumed
+	case errors.Is(err, vault.ErrCVVSessionNotFound):
+		return errCVVSessionNotFound
+	case errors.Is(err, vault.ErrNotCard):
+		return errNotCardToken
 	case errors.Is(err, vault.ErrInvalidInput):
 		return errInvalidRequest
 	case errors.Is(err, vault.ErrTimeout): // before ErrUnavailable, which it also matches

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -38,6 +40,36 @@ const (
 	maxUpstreamBody = 4 << 20  // the largest answer is the transaction-list xlsx
 )
 
+// Parts of a forward request's deadline that no setting names.
+const (
+	idemOpBound  = time.Second     // one idempotency record operation (claim, sent mark, settle)
+	answerMargin = 2 * time.Second // reading and scrubbing the upstream's answer once its headers came
+)
+
+// ForwardDeadline is the longest a forward request runs once its headers are read,
+// where the server's write timeout starts: each part at its configured bound, in
+// order. The body (at most read, the read timeout), the idempotency claim, an
+// upstream slot (limits' SlotWait), the Vault and Redis work (cfg.VaultTimeout), TCP
+// then TLS to the upstream (connect_timeout each), the sent mark, the answer's headers
+// (response_timeout), the answer read and scrubbed, the CVV dropped after an
+// authorization (the Vault bound again) and the key settled.
+func ForwardDeadline(cfg Config, read time.Duration) time.Duration {
+	up := cfg.Upstream.withDefaults()
+	vb := orDefault(cfg.VaultTimeout, defaultVaultTimeout)
+	return read + idemOpBound + cfg.Limits.withDefaults().SlotWait + vb + 2*up.ConnectTimeout +
+		idemOpBound + up.ResponseTimeout + answerMargin + vb + idemOpBound
+}
+
+// ServerTimeouts are the timeouts for the servers of listeners built from cfg:
+// DefaultTimeouts with the write timeout past ForwardDeadline, so that a slow body or
+// a slow Vault before the point of no return can never make the server cut a request
+// whose payment was sent. The drain on shutdown is at least this write timeout.
+func ServerTimeouts(cfg Config) Timeouts {
+	t := DefaultTimeouts
+	t.Write = max(t.Write, ForwardDeadline(cfg, t.Read)+time.Second)
+	return t
+}
+
 // forwardHandler serves the forward listener: the SmartPayments paths the policy names,
 // with token ids where card data would be, and token metadata and delete.
 func forwardHandler(d *deps) http.Handler {
@@ -62,6 +94,7 @@ func forwardHandler(d *deps) http.Handler {
 	}
 	rt.Methods(http.MethodGet).Path("/v1/tokens/{id}").Name("token_metadata").Handler(keyed("metadata", f.metadata))
 	rt.Methods(http.MethodDelete).Path("/v1/tokens/{id}").Name("token_delete").Handler(keyed("delete", d.deleteToken))
+	rt.Methods(http.MethodPost).Path("/v1/tokens/{id}/cvv-sessions").Name("cvv_session_create").Handler(keyed("cvv_session", f.createCVVSession))
 	return rt
 }
 
@@ -250,6 +283,15 @@ func (f *forward) detokenize(r *http.Request, merchant string, route *policy.Rou
 		f.Log.WithField("request_id", info(r).id).WithError(err).Error("audit write failed; detokenization refused")
 		return nil, errAuditUnavailable
 	}
+	// Reveal spends a CVV or a wallet token, and putting it back needs Redis, as the
+	// idempotency key's sent mark does: the mark, which can refuse, comes first, while
+	// a refusal costs nothing. Otherwise the key is marked as the connection is ready.
+	if p.cvv || meta.Kind.Wallet() {
+		if err := claimOf(r.Context()).markSent(r.Context()); err != nil {
+			dec.Discard()
+			return nil, err
+		}
+	}
 	sec, err := dec.Reveal()
 	if err != nil {
 		return nil, err
@@ -330,17 +372,32 @@ func (f *forward) roundTrip(r *http.Request, up policy.Upstream, path string, bo
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
 	// The headers are buffered with the body, so nothing reaches the connection before
 	// WroteHeaders; and a request that failed sooner (dial, TLS handshake, cancelled
-	// while waiting) is closed with its connection, never written later.
+	// while waiting) is closed with its connection, never written later. An idempotent
+	// request's key is marked sent just before that (GotConn), so a crash after it
+	// cannot free the key for a second send; if the mark fails, nothing is sent.
 	var wrote atomic.Bool
-	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
-		WroteHeaders: func() { wrote.Store(true); info(r).sent.Store(true) },
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := claimOf(r.Context())
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(gc httptrace.GotConnInfo) {
+			if c.markSent(ctx) != nil {
+				holdBack(gc.Conn, cancel)
+			}
+		},
+		WroteHeaders: func() {
+			if c.failed() == nil {
+				wrote.Store(true)
+				info(r).sent.Store(true)
+			}
+		},
 	})
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body) // in memory: HTTP/1 then buffers the headers with it
+	}
 	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
 		return nil, false, err
@@ -353,6 +410,9 @@ func (f *forward) roundTrip(r *http.Request, up policy.Upstream, path string, bo
 	info(r).upstreamHost = up.Host()
 	resp, err := f.Client.Do(out)
 	if err != nil {
+		if cerr := c.failed(); cerr != nil {
+			return nil, false, cerr // markSent refused: the request was held back, nothing left
+		}
 		return nil, wrote.Load(), upstreamError(err, wrote.Load())
 	}
 	defer resp.Body.Close()
@@ -369,6 +429,18 @@ func (f *forward) roundTrip(r *http.Request, up policy.Upstream, path string, bo
 		return nil, true, err
 	}
 	return &answer{status: resp.StatusCode, header: resp.Header, body: rb}, true, nil
+}
+
+// holdBack stops a request whose idempotency key could not be marked sent, from
+// GotConn, before any of it is written: HTTP/2 checks the cancelled context before
+// writing a stream's headers; HTTP/1 does not, so its connection, which carries only
+// this request, is closed under it and the write fails with nothing written.
+func holdBack(conn net.Conn, cancel context.CancelFunc) {
+	cancel()
+	if tc, ok := conn.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		return // shared by other requests' streams
+	}
+	_ = conn.Close()
 }
 
 // relay writes an upstream answer to the client, its headers redacted too.

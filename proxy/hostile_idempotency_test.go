@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"net"
@@ -363,8 +364,8 @@ func TestHostile_IdempotencyAbandonedClaimExpiresWithItsLease(t *testing.T) {
 	}
 }
 
-// A request that outlives several leases keeps its claim (renewed every lease/3): a
-// duplicate meanwhile waits, then gets 409 idempotency_in_progress with Retry-After,
+// A request that outlives several leases keeps its claim (sent, renewed every lease/3,
+// so never taken for abandoned): a duplicate meanwhile waits, then gets 409 idempotency_in_progress with Retry-After,
 // never a second upstream call; once the first answers, duplicates get it replayed.
 func TestHostile_IdempotencyLeaseRenewedWhileTheRequestRuns(t *testing.T) {
 	release := make(chan struct{})
@@ -392,6 +393,9 @@ func TestHostile_IdempotencyLeaseRenewedWhileTheRequestRuns(t *testing.T) {
 		}
 	}
 	time.Sleep(4 * lease) // the claim outlives its first lease only if it is renewed
+	if rec := h.idemRecords(t)[h.idemRecordKey("long-request")]; rec["state"] != "sent" {
+		t.Errorf("while the request runs upstream its record is %v, want sent", rec["state"])
+	}
 	dup := h.fwd(t, merchantA, http.MethodPost, "/check", body, idem)
 	wantError(t, dup, http.StatusConflict, "idempotency_in_progress")
 	if ra, err := strconv.Atoi(dup.header.Get("Retry-After")); err != nil || ra < 1 {
@@ -468,6 +472,16 @@ func TestHostile_IdempotencyFreedWhenNothingWasSent(t *testing.T) {
 		if recs := h.idemRecords(t); len(recs) != 0 {
 			t.Fatalf("got records %v, want the key freed", recs)
 		}
+		// A payment's key is marked sent before its CVV is spent: the failed dial
+		// frees that sent claim too, and the CVV is put back.
+		tok := h.cardToken(t, testcards.Success, testcards.CVV)
+		payment := mustJSON(t, cardPayment(h.orderID(), tok))
+		payIdem := headers{"Idempotency-Key": "unreachable-payment"}
+		wantError(t, h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", payment, payIdem), http.StatusBadGateway, "upstream_unavailable")
+		if recs := h.idemRecords(t); len(recs) != 0 {
+			t.Fatalf("got records %v, want the payment's sent claim freed", recs)
+		}
+		h.wantCVVKept(t, tok)
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			t.Skipf("the port was taken meanwhile: %v", err)
 		}
@@ -480,6 +494,11 @@ func TestHostile_IdempotencyFreedWhenNothingWasSent(t *testing.T) {
 		wantStatus(t, r, http.StatusOK)
 		if r.header.Get("Idempotent-Replayed") != "" || up.arrivals("/check") != 1 {
 			t.Errorf("the retry was not run: replayed %q, %d upstream calls", r.header.Get("Idempotent-Replayed"), up.arrivals("/check"))
+		}
+		r = h.fwd(t, merchantA, http.MethodPost, "/initPaymentHost2Host", payment, payIdem)
+		wantStatus(t, r, http.StatusOK)
+		if r.header.Get("Idempotent-Replayed") != "" || up.arrivals("/initPaymentHost2Host") != 1 {
+			t.Errorf("the payment's retry was not run: replayed %q, %d upstream calls", r.header.Get("Idempotent-Replayed"), up.arrivals("/initPaymentHost2Host"))
 		}
 	})
 	t.Run("503 upstream_busy", func(t *testing.T) {
@@ -514,4 +533,214 @@ func TestHostile_IdempotencyFreedWhenNothingWasSent(t *testing.T) {
 			t.Errorf("the retry was not run: replayed %q, %d upstream calls (want 2: the held one and the retry)", r.header.Get("Idempotent-Replayed"), up.arrivals("/check"))
 		}
 	})
+}
+
+// h2TLS is the upstream's TLS configuration offering HTTP/2 first.
+func h2TLS(t *testing.T) *tls.Config {
+	cfg := serverTLS(t, loopbackNames...)
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	return cfg
+}
+
+// The point of no return: the key is a sent record, with the record's lifetime and
+// not a lease, before the first byte of the request reaches the upstream (the upstream
+// looks at Redis when it arrives), over HTTP/1.1 and HTTP/2; the answer then settles it.
+func TestHostile_IdempotencyKeyMarkedSentBeforeTheFirstByte(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		tls   func(*testing.T) *tls.Config
+		proto int
+	}{
+		{"HTTP/1.1", func(t *testing.T) *tls.Config { return serverTLS(t, loopbackNames...) }, 1},
+		{"HTTP/2", h2TLS, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var h *harness
+			type seen struct {
+				state any
+				pttl  time.Duration
+				proto int
+			}
+			arrived := make(chan seen, 4)
+			up := &fakeUpstream{respond: func(w http.ResponseWriter, r *http.Request) {
+				k := h.idemRecordKey("marked" + r.URL.Path)
+				rec := h.idemRecords(t)[k]
+				arrived <- seen{rec["state"], h.rdb.PTTL(context.Background(), k).Val(), r.ProtoMajor}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"status":1}`))
+			}}
+			h = newHarness(t, harnessOptions{upstream: up, upstreamTLS: tt.tls(t)})
+			tok := h.cardToken(t, testcards.Success, testcards.CVV)
+			for path, body := range map[string][]byte{
+				"/check":                mustJSON(t, map[string]any{"order_id": h.orderID()}),
+				"/initPaymentHost2Host": mustJSON(t, cardPayment(h.orderID(), tok)),
+			} {
+				wantStatus(t, h.fwd(t, merchantA, http.MethodPost, path, body, headers{"Idempotency-Key": "marked" + path}), http.StatusOK)
+				s := <-arrived
+				if s.state != "sent" || s.pttl < time.Hour || s.proto != tt.proto {
+					t.Errorf("%s: at the upstream the key was %v for %v more (HTTP/%d), want sent for the record's 24h over HTTP/%d", path, s.state, s.pttl, s.proto, tt.proto)
+				}
+				if rec := h.idemRecords(t)[h.idemRecordKey("marked"+path)]; rec["state"] != "done" {
+					t.Errorf("%s: after the answer the record is %v, want done", path, rec["state"])
+				}
+			}
+		})
+	}
+}
+
+// A process killed after the point of no return leaves a sent claim nobody renews:
+// once a lease has passed without renewal, a retry gets 502 upstream_result_unknown
+// replayed (call /check), the record becomes that outcome, and the upstream is never
+// called again. Until then the retry waits, as for any claim still held.
+func TestHostile_IdempotencyAbandonedSentClaimIsResultUnknown(t *testing.T) {
+	up := &fakeUpstream{}
+	h := newHarness(t, harnessOptions{upstream: up})
+	const lease = 400 * time.Millisecond
+	h.listeners.SetIdempotencyTiming(lease, 10*lease)
+	ttl := 24 * time.Hour
+	for _, tt := range []struct {
+		name      string
+		age       time.Duration // since the dead owner last renewed it
+		minWait   time.Duration
+		idem, ord string
+	}{
+		{"renewed just before the kill: the retry waits out a lease", 0, lease * 3 / 4, "killed-fresh", h.orderID()},
+		{"not renewed for a lease: replayed at once", 2 * lease, 0, "killed-old", h.orderID()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := mustJSON(t, map[string]any{"order_id": tt.ord})
+			binding := localMAC([]byte("harness idempotency secret, 32+ bytes"), http.MethodPost, "/check", "", string(body))
+			sent := mustJSON(t, map[string]any{"state": "sent", "binding": binding, "owner": "killed", "ttl_ms": ttl.Milliseconds()})
+			if err := h.rdb.Set(context.Background(), h.idemRecordKey(tt.idem), sent, ttl-tt.age).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if h.mr != nil && tt.age == 0 {
+				go func() { time.Sleep(lease); h.mr.FastForward(2 * lease) }() // miniredis's clock moves only when told
+			}
+			idem := headers{"Idempotency-Key": tt.idem}
+			r := h.fwd(t, merchantA, http.MethodPost, "/check", body, idem)
+			wantError(t, r, http.StatusBadGateway, "upstream_result_unknown")
+			if r.header.Get("Idempotent-Replayed") != "true" {
+				t.Error("the result-unknown answer is not marked as a replay")
+			}
+			if r.elapsed < tt.minWait || r.elapsed > lease+2*time.Second {
+				t.Errorf("answered after %v, want between %v and a lease (%v) + 2s", r.elapsed, tt.minWait, lease)
+			}
+			if rec := h.idemRecords(t)[h.idemRecordKey(tt.idem)]; rec["state"] != "done" {
+				t.Errorf("the record is %v, want done (result unknown)", rec["state"])
+			}
+			wantReplayOf(t, r, h.fwd(t, merchantA, http.MethodPost, "/check", body, idem))
+			if n := up.arrivals("/check"); n != 0 {
+				t.Errorf("upstream calls: got %d, want 0 (the dead request may have been processed)", n)
+			}
+		})
+	}
+}
+
+// When the key cannot be marked sent (here its claim was lost to another holder while
+// the request waited for an upstream slot; Redis down is the same), the request is
+// held back: nothing reaches the upstream, over HTTP/1.1 or HTTP/2, the answer is 503
+// idempotency_unavailable (nothing sent), and the other holder's record is left alone.
+// A payment is marked before its CVV is spent, so its CVV was never taken (restoring
+// it would need the Redis that just failed); a passthrough call is marked as its
+// connection is ready and stopped there. Once the key is free, both run.
+func TestHostile_IdempotencyUnmarkableKeyHoldsTheRequestBack(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		tls  func(*testing.T) *tls.Config
+	}{
+		{"HTTP/1.1", func(t *testing.T) *tls.Config { return serverTLS(t, loopbackNames...) }},
+		{"HTTP/2", h2TLS},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{}, 1)
+			up := &fakeUpstream{respond: func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/capture" {
+					hangUntil(release)(w, r) // holds the one upstream slot
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"status":1}`))
+			}}
+			h := newHarness(t, harnessOptions{upstream: up, upstreamTLS: tt.tls(t), limits: proxy.Limits{Upstream: 1, SlotWait: 5 * time.Second}})
+			tok := h.cardToken(t, testcards.Success, testcards.CVV)
+			for _, c := range []struct {
+				path string
+				body []byte
+			}{
+				{"/initPaymentHost2Host", mustJSON(t, cardPayment(h.orderID(), tok))},
+				{"/check", mustJSON(t, map[string]any{"order_id": h.orderID()})},
+			} {
+				path, body := c.path, c.body
+				idem := headers{"Idempotency-Key": "lost-claim" + path}
+				r := h.withClaimStolen(t, up, release, path, body, idem)
+				wantError(t, r, http.StatusServiceUnavailable, "idempotency_unavailable")
+				if n := up.arrivals(path); n != 0 {
+					t.Fatalf("%s: the upstream received %d requests, want none", path, n)
+				}
+				if path == "/initPaymentHost2Host" {
+					h.wantCVVKept(t, tok)
+					recs := h.waitAudit(t, func(rs []map[string]any) bool {
+						return slices.ContainsFunc(rs, func(r map[string]any) bool { return r["code"] == "idempotency_unavailable" })
+					})
+					if n := restoredRecords(recs, tok); n != 0 {
+						t.Errorf("%d audit records say the CVV was restored, want none: it was never taken", n)
+					}
+				}
+				h.rdb.Del(context.Background(), h.idemRecordKey("lost-claim"+path))
+				wantStatus(t, h.fwd(t, merchantA, http.MethodPost, path, body, idem), http.StatusOK)
+				if n := up.arrivals(path); n != 1 {
+					t.Errorf("%s: the upstream received %d requests, want 1", path, n)
+				}
+			}
+		})
+	}
+}
+
+// withClaimStolen sends a request under idem while the one upstream slot is held (by
+// a /capture the upstream hangs until release), replaces its claim by another holder's
+// meanwhile, then frees the slot; it returns the request's answer, after checking that
+// the other holder's record was left alone.
+func (h *harness) withClaimStolen(t *testing.T, up *fakeUpstream, release chan struct{}, path string, body []byte, idem headers) *response {
+	t.Helper()
+	held := make(chan struct{})
+	captures := up.arrivals("/capture")
+	go func() {
+		defer close(held)
+		_, _ = h.fwdSend(merchantA, http.MethodPost, "/capture", mustJSON(t, map[string]any{"order_id": h.orderID()}), nil)
+	}()
+	waitFor(t, "the held request at the upstream", func() bool { return up.arrivals("/capture") == captures+1 })
+	answer := make(chan *response, 1)
+	go func() {
+		r, err := h.fwdSend(merchantA, http.MethodPost, path, body, idem)
+		if err != nil {
+			t.Error(err)
+		}
+		answer <- r
+	}()
+	k := h.idemRecordKey(idem["Idempotency-Key"])
+	waitFor(t, "the claim", func() bool { return h.rdb.Exists(context.Background(), k).Val() == 1 })
+	other := `{"state":"in_flight","binding":"x","owner":"another"}`
+	if err := h.rdb.Set(context.Background(), k, other, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	release <- struct{}{}
+	<-held
+	r := <-answer
+	if r == nil {
+		t.FailNow()
+	}
+	if got := h.rdb.Get(context.Background(), k).Val(); got != other {
+		t.Errorf("the other holder's record became %q", got)
+	}
+	return r
+}
+
+// waitFor polls ok for up to 5s.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen within 5s", what)
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -64,17 +66,22 @@ var (
 
 // A record's state (README.md, "Idempotency-Key", has the whole state machine).
 // in_flight is the claim of a running request: a short lease its request renews, so
-// the claim of a process that died expires in seconds. done holds the outcome to
+// the claim of a process that died expires in seconds. sent is the same claim once
+// the request is about to be written upstream: it lives as long as a done record, so
+// the death of its process cannot free the key; a sent claim its owner stopped
+// renewing becomes a "result unknown" outcome (abandon). done holds the outcome to
 // replay, "result unknown" ones included.
 const (
 	idemInFlight = "in_flight"
+	idemSent     = "sent"
 	idemDone     = "done"
 )
 
 type idemRecord struct {
 	State       string `json:"state"`
-	Binding     string `json:"binding"`         // what the request is bound to (a binder's digest)
-	Owner       string `json:"owner,omitempty"` // in_flight: a random id of the claim, so only its holder renews or settles it
+	Binding     string `json:"binding"`          // what the request is bound to (a binder's digest)
+	Owner       string `json:"owner,omitempty"`  // in_flight, sent: a random id of the claim, so only its holder renews or settles it
+	TTL         int64  `json:"ttl_ms,omitempty"` // sent: the lifetime each renewal gives it back (see abandon)
 	Status      int    `json:"status,omitempty"`
 	ContentType string `json:"content_type,omitempty"`
 	Body        []byte `json:"body,omitempty"`
@@ -121,22 +128,69 @@ func (id *Idempotency) guard(log *logrus.Logger, maxBody int64, ttl time.Duratio
 			return h(w, r, key)
 		}
 		rk := id.recordKey(key, ik)
-		claim, err := id.claimOrReplay(w, r, rk, binding, ttl)
-		if claim == nil {
+		c, err := id.claimOrReplay(w, r, rk, binding, ttl)
+		if c == nil {
 			return err
 		}
 		rec := &recorder{header: http.Header{}}
-		release := id.renew(r.Context(), rk, claim)
-		herr := h(rec, r, key)
+		release := id.renew(r.Context(), c)
+		herr := h(rec, r.WithContext(context.WithValue(r.Context(), claimKey{}, c)), key)
 		release()
 		own := herr != nil && rec.status == 0 // chdproxy's own refusal or failure, nothing else written
 		if own {
 			writeErr(rec, herr)
 		}
-		id.finish(log, r, rk, claim, binding, ttl, rec, keeps(r, rec.status, own, herr))
+		id.finish(log, r, c, binding, rec, keeps(r, rec.status, own, herr))
 		rec.flush(w)
 		return herr
 	}
+}
+
+// claim is one request's hold on its key: the in_flight record it wrote and the sent
+// record that replaces it at the point of no return (markSent).
+type claim struct {
+	id       *Idempotency
+	rk       string
+	ttl      time.Duration // of the key's records
+	inFlight []byte
+	sent     []byte
+
+	once   sync.Once
+	refuse atomic.Bool // markSent failed: the request must not be sent
+}
+
+type claimKey struct{}
+
+// claimOf is the claim of the request running under ctx, nil without an Idempotency-Key.
+func claimOf(ctx context.Context) *claim {
+	c, _ := ctx.Value(claimKey{}).(*claim)
+	return c
+}
+
+// markSent turns the claim into a sent record, once, before the first byte of the
+// request is written upstream: from then on no crash can free the key, so a retry
+// can never send the request a second time. An error (Redis unreachable, or the
+// claim lost to a retry after its lease ran out) means the request must not be sent:
+// nothing was, so the refusal is a plain 503. A nil claim marks nothing.
+func (c *claim) markSent(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	c.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), idemOpBound)
+		defer cancel()
+		ok, err := idemMarkSent.Run(ctx, c.id.c, []string{c.rk}, c.inFlight, c.sent, c.ttl.Milliseconds()).Int()
+		c.refuse.Store(err != nil || ok != 1)
+	})
+	return c.failed()
+}
+
+// failed is markSent's refusal: nil before it ran, or when it succeeded.
+func (c *claim) failed() error {
+	if c != nil && c.refuse.Load() {
+		return errIdemStore
+	}
+	return nil
 }
 
 // recordKey is the Redis key of ik's record: per merchant and API key, ik hashed.
@@ -147,20 +201,32 @@ func (id *Idempotency) recordKey(key Key, ik string) string {
 
 // Lua keeps a claim's renewal and settlement to its owner: a claim whose lease ran
 // out may have been taken by a retry, whose record must not be extended, replaced or
-// freed by the late first request. settle stores a final record (ARGV[2] not empty)
-// also when the claim is gone, deletes only its own claim.
+// freed by the late first request. Each script compares whole records, so the owner
+// check needs no JSON in Lua. renew gives an in_flight claim its lease again and a
+// sent one its full ttl (ttl minus PTTL is then the time since the last renewal,
+// which abandon reads); markSent replaces the owner's in_flight claim by its sent
+// record; settle stores a final record (ARGV[2] not empty) also when the claim is
+// gone, and deletes only its own claim; abandon turns a sent claim not renewed for a
+// lease into its "result unknown" outcome.
 var (
-	idemRenew  = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
-	idemSettle = redis.NewScript(`local v = redis.call('GET', KEYS[1])
-if ARGV[2] == '' then if v == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0 end
-if v == ARGV[1] or not v then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
+	idemRenew = redis.NewScript(`local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if v == ARGV[3] then return redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 0`)
+	idemMarkSent = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0`)
+	idemSettle   = redis.NewScript(`local v = redis.call('GET', KEYS[1])
+local mine = v == ARGV[1] or v == ARGV[4]
+if ARGV[2] == '' then if mine then redis.call('DEL', KEYS[1]) end return 0 end
+if mine or not v then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
+return 0`)
+	idemAbandon = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) return 1 end return 0`)
 )
 
 // renew extends the claim's lease every lease/3 until release is called, for at
 // most the request's deadline (id.hold without one): a request that hangs past any
 // deadline of its own cannot keep its key locked.
-func (id *Idempotency) renew(ctx context.Context, rk string, claim []byte) (release func()) {
+func (id *Idempotency) renew(ctx context.Context, c *claim) (release func()) {
 	end, ok := ctx.Deadline()
 	if !ok {
 		end = time.Now().Add(id.hold)
@@ -179,7 +245,7 @@ func (id *Idempotency) renew(ctx context.Context, rk string, claim []byte) (rele
 					return
 				}
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), id.lease/3)
-				_ = idemRenew.Run(rctx, id.c, []string{rk}, claim, id.lease.Milliseconds()).Err() // a missed renewal is retried at the next tick
+				_ = idemRenew.Run(rctx, id.c, []string{c.rk}, c.inFlight, id.lease.Milliseconds(), c.sent, c.ttl.Milliseconds()).Err() // a missed renewal is retried at the next tick
 				cancel()
 			}
 		}
@@ -189,15 +255,33 @@ func (id *Idempotency) renew(ctx context.Context, rk string, claim []byte) (rele
 
 // finish settles the claim: the outcome is kept when a retry must not run the
 // request again (keeps), otherwise the key is freed so a corrected or later retry runs.
-func (id *Idempotency) finish(log *logrus.Logger, r *http.Request, rk string, claim []byte, binding string, ttl time.Duration, rec *recorder, keep bool) {
-	ctx := context.WithoutCancel(r.Context())
+// A settlement Redis refuses (down, restarting) is retried in the background for two
+// leases: left alone, a sent claim would answer "result unknown" after its lease even
+// for a request answered, or refused with nothing sent.
+func (id *Idempotency) finish(log *logrus.Logger, r *http.Request, c *claim, binding string, rec *recorder, keep bool) {
 	var done []byte // empty: free the key
 	if keep {
 		done, _ = json.Marshal(idemRecord{State: idemDone, Binding: binding, Status: rec.status, ContentType: rec.header.Get("Content-Type"), Body: rec.body.Bytes()})
 	}
-	if err := idemSettle.Run(ctx, id.c, []string{rk}, claim, done, ttl.Milliseconds()).Err(); err != nil {
-		log.WithField("request_id", info(r).id).WithError(err).Error("idempotency record not settled; its claim expires with its lease")
+	if id.settle(context.WithoutCancel(r.Context()), c, done) == nil {
+		return
 	}
+	l := log.WithField("request_id", info(r).id)
+	go func() {
+		for end := time.Now().Add(2 * id.lease); time.Now().Before(end); time.Sleep(id.lease / 20) {
+			if id.settle(context.Background(), c, done) == nil {
+				return
+			}
+		}
+		l.Error("idempotency record not settled; its claim expires with its lease (a sent one then answers result unknown)")
+	}()
+}
+
+// settle runs idemSettle once, bounded like any idempotency record operation.
+func (id *Idempotency) settle(ctx context.Context, c *claim, done []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, idemOpBound)
+	defer cancel()
+	return idemSettle.Run(ctx, id.c, []string{c.rk}, c.inFlight, done, c.ttl.Milliseconds(), c.sent).Err()
 }
 
 // keeps says whether an answer is the key's outcome for good. Once a byte of the
@@ -305,19 +389,25 @@ func (d *deps) tokenizeBinding(w http.ResponseWriter, r *http.Request, key Key, 
 // claimOrReplay claims rk for this request (nil error and a claim: run it) or
 // answers a duplicate: the stored outcome, a conflict, or, once a claim held by
 // another request outlives the wait, 409 idempotency_in_progress with Retry-After.
-// A claim that ends without an outcome (freed, or its lease ran out) is claimed anew.
-func (id *Idempotency) claimOrReplay(w http.ResponseWriter, r *http.Request, rk, binding string, ttl time.Duration) ([]byte, error) {
-	claim, _ := json.Marshal(idemRecord{State: idemInFlight, Binding: binding, Owner: randomBase62(16)})
+// A claim that ends without an outcome (freed, or its lease ran out) is claimed anew;
+// a sent claim whose owner died becomes "result unknown" (abandon) and is replayed.
+func (id *Idempotency) claimOrReplay(w http.ResponseWriter, r *http.Request, rk, binding string, ttl time.Duration) (*claim, error) {
+	owner := randomBase62(16)
+	c := &claim{id: id, rk: rk, ttl: ttl}
+	c.inFlight, _ = json.Marshal(idemRecord{State: idemInFlight, Binding: binding, Owner: owner})
+	c.sent, _ = json.Marshal(idemRecord{State: idemSent, Binding: binding, Owner: owner, TTL: ttl.Milliseconds()})
 	deadline := time.Now().Add(id.wait)
 	for {
-		ok, err := id.c.SetNX(r.Context(), rk, claim, min(id.lease, ttl)).Result()
+		ctx, cancel := context.WithTimeout(r.Context(), idemOpBound)
+		ok, err := id.c.SetNX(ctx, rk, c.inFlight, min(id.lease, ttl)).Result()
+		cancel()
 		if err != nil {
 			return nil, errIdemStore
 		}
 		if ok {
-			return claim, nil
+			return c, nil
 		}
-		rec, err := id.read(r.Context(), rk)
+		rec, raw, err := id.read(r.Context(), rk)
 		switch {
 		case errors.Is(err, redis.Nil):
 			continue // freed or expired since SETNX: claim it
@@ -326,15 +416,11 @@ func (id *Idempotency) claimOrReplay(w http.ResponseWriter, r *http.Request, rk,
 		case !hmac.Equal([]byte(rec.Binding), []byte(binding)):
 			return nil, errIdemReused
 		case rec.State == idemDone:
-			w.Header().Set("Content-Type", rec.ContentType)
-			w.Header().Set("Cache-Control", "no-store") // an answer for this caller and key only
-			w.Header().Set("X-Content-Type-Options", "nosniff")
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.WriteHeader(rec.Status)
-			_, err := w.Write(rec.Body)
-			return nil, err
+			return nil, replay(w, rec)
+		case rec.State == idemSent && id.abandon(r.Context(), rk, raw, rec):
+			continue // now done: replayed at the next read
 		case time.Now().After(deadline):
-			w.Header().Set("Retry-After", retryAfterSeconds(max(id.c.PTTL(r.Context(), rk).Val(), time.Second)))
+			w.Header().Set("Retry-After", retryAfterSeconds(max(min(id.c.PTTL(r.Context(), rk).Val(), id.lease), time.Second)))
 			return nil, errIdemInProgress
 		}
 		select {
@@ -345,17 +431,44 @@ func (id *Idempotency) claimOrReplay(w http.ResponseWriter, r *http.Request, rk,
 	}
 }
 
-// read returns the record at rk (redis.Nil when there is none).
-func (id *Idempotency) read(ctx context.Context, rk string) (idemRecord, error) {
+// replay answers with a stored outcome.
+func replay(w http.ResponseWriter, rec idemRecord) error {
+	w.Header().Set("Content-Type", rec.ContentType)
+	w.Header().Set("Cache-Control", "no-store") // an answer for this caller and key only
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Idempotent-Replayed", "true")
+	w.WriteHeader(rec.Status)
+	_, err := w.Write(rec.Body)
+	return err
+}
+
+// abandon settles a sent claim whose owner has not renewed it for a lease (its
+// process died after the point of no return, or lost Redis for that long) as the
+// outcome 502 upstream_result_unknown: the request may have reached the upstream,
+// so a retry is told to call /check, and never sends it again. It reports whether
+// the record is now that outcome; a claim still renewed is left alone.
+func (id *Idempotency) abandon(ctx context.Context, rk string, raw []byte, rec idemRecord) bool {
+	if rec.TTL <= id.lease.Milliseconds() {
+		return false
+	}
+	out := &recorder{header: http.Header{}}
+	writeError(out, errUpstreamUnknown)
+	done, _ := json.Marshal(idemRecord{State: idemDone, Binding: rec.Binding, Status: out.status, ContentType: out.header.Get("Content-Type"), Body: out.body.Bytes()})
+	n, err := idemAbandon.Run(ctx, id.c, []string{rk}, raw, rec.TTL-id.lease.Milliseconds(), done, rec.TTL).Int()
+	return err == nil && n == 1
+}
+
+// read returns the record at rk and its stored bytes (redis.Nil when there is none).
+func (id *Idempotency) read(ctx context.Context, rk string) (idemRecord, []byte, error) {
 	var rec idemRecord
 	b, err := id.c.Get(ctx, rk).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return rec, err
+		return rec, nil, err
 	}
 	if err != nil || json.Unmarshal(b, &rec) != nil {
-		return rec, errIdemStore
+		return rec, nil, errIdemStore
 	}
-	return rec, nil
+	return rec, b, nil
 }
 
 func validIdemKey(k string) bool {

@@ -102,13 +102,18 @@ func NewKey(role Role) (secret, digest string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("unknown key role %q", role)
 	}
-	secret = prefix + randomBase62(32)
+	secret = prefix + randomBase62(keyChars)
 	return secret, KeyDigest(secret), nil
 }
 
 // Authenticate returns the key whose digest matches secret and whose role is role.
 // Every stored key is compared, so timing does not depend on which one matches.
+// Only keys of the generated form open anything (PCI DSS 8.3.6): a digest of a short
+// hand-made key in a config would otherwise be a guessable credential.
 func (ks *Keys) Authenticate(secret string, role Role) (Key, error) {
+	if !wellFormed(secret, role) {
+		return Key{}, ErrUnauthorized
+	}
 	d := sha256.Sum256([]byte(secret))
 	var found Key
 	match := 0
@@ -125,6 +130,21 @@ func (ks *Keys) Authenticate(secret string, role Role) (Key, error) {
 	return found, nil
 }
 
+// wellFormed says whether secret has the form NewKey gives role's keys: the role's
+// prefix and keyChars base62 characters (190 bits).
+func wellFormed(secret string, role Role) bool {
+	body, ok := strings.CutPrefix(secret, rolePrefix[role])
+	if !ok || len(body) != keyChars {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		if strings.IndexByte(base62, body[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // bearer extracts the credential of an "Authorization: Bearer …"-style header value.
 func bearer(v string) string {
 	const p = "bearer "
@@ -134,7 +154,10 @@ func bearer(v string) string {
 	return ""
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+const (
+	base62   = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	keyChars = 32 // characters after the prefix of a generated key
+)
 
 // randomBase62 returns n characters from crypto/rand without modulo bias.
 func randomBase62(n int) string {

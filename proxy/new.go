@@ -52,6 +52,11 @@ type Config struct {
 type Merchant struct {
 	ID      string
 	Origins []string // browser origins allowed to tokenize with this merchant's pk_ keys
+	// ClientCerts are the "sha256:<hex>" digests of the SubjectPublicKeyInfo of the client
+	// certificates its backends present to the forward listener. Listed (or whenever the
+	// connection carries a client certificate), a request with this merchant's sk_ needs a
+	// verified certificate among them: a leaked sk_ alone opens nothing.
+	ClientCerts []string
 }
 
 // Listeners are the proxy's three HTTP handlers, one per listener.
@@ -98,6 +103,7 @@ func New(cfg Config) (*Listeners, error) {
 	if d.vaultBound <= 0 {
 		d.vaultBound = defaultVaultTimeout
 	}
+	d.Idempotency.hold = ServerTimeouts(cfg).Write // a claim is renewed as long as a request can run
 	d.refusals = &refusals{audit: cfg.Audit, log: cfg.Log, every: cfg.AuditSummaryEvery}
 	if d.refusals.every <= 0 {
 		d.refusals.every = defaultRefusalInterval

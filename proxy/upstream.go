@@ -25,6 +25,13 @@ type UpstreamOptions struct {
 	MaxConnsPerHost int
 }
 
+// withDefaults fills the unset timeouts: 3 s to connect, 30 s for the answer's headers.
+func (o UpstreamOptions) withDefaults() UpstreamOptions {
+	o.ConnectTimeout = orDefault(o.ConnectTimeout, 3*time.Second)
+	o.ResponseTimeout = orDefault(o.ResponseTimeout, 30*time.Second)
+	return o
+}
+
 // errEgressDenied is returned by the dialer for any address the policy does not name.
 var errEgressDenied = errors.New("egress to this address is not allowed by the policy")
 
@@ -32,12 +39,7 @@ var errEgressDenied = errors.New("egress to this address is not allowed by the p
 // upstream hosts (checked at connect time), verifies TLS (1.2+), follows no redirect
 // and never retries a request that may have been sent.
 func newUpstreamClient(pol *policy.Policy, o UpstreamOptions) (*http.Client, error) {
-	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = 3 * time.Second
-	}
-	if o.ResponseTimeout == 0 {
-		o.ResponseTimeout = 30 * time.Second
-	}
+	o = o.withDefaults()
 	if o.MaxConnsPerHost == 0 {
 		o.MaxConnsPerHost = 256
 	}
@@ -158,20 +160,29 @@ var hopHeaders = []string{
 	"Idempotency-Key", "X-Idempotency-Key", "Accept-Encoding",
 }
 
+// hopSet is hopHeaders as a set, built once: copyHeaders runs on every answer.
+var hopSet = func() map[string]bool {
+	m := make(map[string]bool, len(hopHeaders))
+	for _, h := range hopHeaders {
+		m[h] = true
+	}
+	return m
+}()
+
 // copyHeaders copies an upstream answer's headers src to dst minus hop-by-hop
 // headers, including those that the Connection header itself names.
 func copyHeaders(dst, src http.Header) {
-	drop := map[string]bool{}
-	for _, h := range hopHeaders {
-		drop[h] = true
-	}
+	var named map[string]bool // of the Connection header; nil when it names none
 	for _, v := range src.Values("Connection") {
 		for _, name := range strings.Split(v, ",") {
-			drop[http.CanonicalHeaderKey(strings.TrimSpace(name))] = true
+			if named == nil {
+				named = map[string]bool{}
+			}
+			named[http.CanonicalHeaderKey(strings.TrimSpace(name))] = true
 		}
 	}
 	for k, vs := range src {
-		if !drop[http.CanonicalHeaderKey(k)] {
+		if ck := http.CanonicalHeaderKey(k); !hopSet[ck] && !named[ck] {
 			dst[k] = append([]string(nil), vs...)
 		}
 	}

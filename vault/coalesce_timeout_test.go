@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -44,5 +45,59 @@ func TestCoalescerTakesTheVaultTransitTimeout(t *testing.T) {
 	}
 	if got := Coalesce(vt, CoalesceOptions{Timeout: time.Second}).timeout; got != time.Second {
 		t.Errorf("got timeout %s, want the option's 1s", got)
+	}
+}
+
+// callerCtxTransit records, for each call, whether it ran with the caller's
+// context (a value the caller put there) and whether the lane had anyone queued.
+type callerCtxTransit struct {
+	nopTransit
+	c      *Coalescer
+	direct []bool
+	queued []int
+}
+
+type callerMark struct{}
+
+func (f *callerCtxTransit) Decrypt(ctx context.Context, k Key, items []DecryptItem) ([]DecryptResult, error) {
+	f.direct = append(f.direct, ctx.Value(callerMark{}) != nil)
+	f.c.decC.mu.Lock()
+	f.queued = append(f.queued, len(f.c.decC.queue))
+	f.c.decC.mu.Unlock()
+	return f.nopTransit.Decrypt(ctx, k, items)
+}
+
+// A lone call never takes the queued path (the only one that batches): it is
+// issued by its caller, on the caller's context, before Decrypt returns. No
+// clock is involved: the queued path would show as a call without the caller's
+// context value, made by the lane's own goroutine.
+func TestCoalescerIssuesALoneCallAtOnceOnTheCallersContext(t *testing.T) {
+	f := &callerCtxTransit{}
+	c := Coalesce(f, CoalesceOptions{Timeout: time.Hour})
+	f.c = c
+	ctx := context.WithValue(bg, callerMark{}, true)
+	for i := range 5 {
+		_, err := c.Decrypt(ctx, KeyCard, []DecryptItem{{Ciphertext: "vault:v1:x", Context: []byte("m_alpha"), AAD: []byte("tok_a")}})
+		noErr(t, err, "Decrypt")
+		if len(f.direct) != i+1 {
+			t.Fatalf("got %d calls after %d lone callers returned, want %d", len(f.direct), i+1, i+1)
+		}
+		if !f.direct[i] || f.queued[i] != 0 {
+			t.Fatalf("call %d: caller's context %v, %d queued; want the caller's own call with nobody queued", i, f.direct[i], f.queued[i])
+		}
+	}
+}
+
+// BenchmarkCoalescerLone is one caller at a time: the wrapper's cost on the
+// path of a lone request (no queue, no goroutine, no timer beyond the
+// timeout's).
+func BenchmarkCoalescerLone(b *testing.B) {
+	c := Coalesce(nopTransit{}, CoalesceOptions{Timeout: time.Second})
+	items := encItem("m_alpha", "tok_a", "payload")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Encrypt(bg, KeyCard, items); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 
 	"github.com/chdproxy/chdproxy/card"
@@ -15,9 +14,10 @@ import (
 
 // Detokenization takes three steps so that a caller can check a token before
 // anything is decrypted, and do its own work (the forward path writes its
-// audit record) while transit decrypts: Lookup reads the token, Decrypt starts
-// decrypting it, Reveal consumes what is one-time and returns the card data —
-// or Discard drops it and consumes nothing.
+// audit record) while transit decrypts the CVV: Lookup reads the token,
+// Decrypt starts decrypting the CVV, Reveal decrypts the payload, consumes what
+// is one-time and returns the card data — or Discard drops it and consumes
+// nothing.
 
 // errSpent: Reveal after Reveal or Discard. The plaintexts are gone by then.
 var errSpent = errors.New("vault: decryption already revealed or discarded")
@@ -71,11 +71,12 @@ type Decryption struct {
 	ctx     context.Context // the caller's: Reveal consumes under it
 	rec     *Record
 	withCVV bool
+	dctx    context.Context    // the transit calls': ends with cancel
 	cancel  context.CancelFunc // stops the transit calls of a discarded decryption
-	done    chan struct{}      // closed once payload, cvv and err are set
+	done    chan struct{}      // closed once cvv and cvvErr are set (at once without a CVV)
 	payload []byte
 	cvv     []byte
-	err     error
+	cvvErr  error
 	state   atomic.Int32 // waiting, then delivered (by run) or abandoned (by Discard)
 	claimed atomic.Bool  // Reveal or Discard was called
 	took    *taken       // what Reveal consumed, for Restore; nil: nothing
@@ -89,10 +90,13 @@ type taken struct {
 	spent []byte // the card record as the take left it (no nonce); nil for a wallet token
 }
 
-// Decrypt starts decrypting rec in the background (the CVV too when withCVV)
-// and returns at once. Nothing is consumed before Reveal. A card token
-// without a live CVV gives ErrCVVUnavailable at once when withCVV; withCVV is
-// ignored for wallet tokens, which have none.
+// Decrypt starts decrypting rec's CVV in the background when withCVV, and
+// returns at once; the payload is decrypted by Reveal, on the caller's
+// goroutine (the caller's own work, the audit write, is the overlap: one
+// goroutine per detokenization at most, none without a CVV). Nothing is
+// consumed before Reveal. A card token without a live CVV gives
+// ErrCVVUnavailable at once when withCVV; withCVV is ignored for wallet
+// tokens, which have none.
 func (v *Vault) Decrypt(ctx context.Context, rec *Record, withCVV bool) (*Decryption, error) {
 	switch kind := rec.stored.Kind; {
 	case kind.Wallet():
@@ -103,26 +107,21 @@ func (v *Vault) Decrypt(ctx context.Context, rec *Record, withCVV bool) (*Decryp
 		return nil, ErrCVVUnavailable
 	}
 	dctx, cancel := context.WithCancel(ctx)
-	d := &Decryption{v: v, ctx: ctx, rec: rec, withCVV: withCVV, cancel: cancel, done: make(chan struct{})}
-	go d.run(dctx)
+	d := &Decryption{v: v, ctx: ctx, dctx: dctx, rec: rec, withCVV: withCVV, cancel: cancel, done: make(chan struct{})}
+	if withCVV {
+		go d.run()
+	} else {
+		close(d.done)
+	}
 	return d, nil
 }
 
-// run decrypts the payload and, when asked, the CVV, concurrently.
-func (d *Decryption) run(ctx context.Context) {
-	t, r := d.v.transit, d.rec
-	mctx := []byte(r.merchant)
-	var wg sync.WaitGroup
-	var cvvErr error
-	if d.withCVV {
-		wg.Go(func() { d.cvv, cvvErr = decryptOne(ctx, t, KeyCVV, r.st.cvv, mctx, r.stored.cvvAAD(r.token)) })
-	}
-	payload, err := decryptOne(ctx, t, KeyCard, r.stored.Ciphertext, mctx, r.stored.cardAAD(r.token))
-	wg.Wait()
-	d.cancel()
-	d.payload, d.err = payload, firstErr(err, cvvErr)
+// run decrypts the CVV.
+func (d *Decryption) run() {
+	r := d.rec
+	d.cvv, d.cvvErr = decryptOne(d.dctx, d.v.transit, KeyCVV, r.st.cvv, []byte(r.merchant), r.stored.cvvAAD(r.token))
 	if !d.state.CompareAndSwap(waiting, delivered) {
-		d.wipe() // discarded meanwhile: nobody will read them
+		wipe(d.cvv) // discarded meanwhile: nobody will read it
 	}
 	close(d.done)
 }
@@ -148,10 +147,17 @@ func (d *Decryption) Reveal() (*Secret, error) {
 	if !d.claimed.CompareAndSwap(false, true) {
 		return nil, errSpent
 	}
+	defer d.cancel()
+	r := d.rec
+	payload, err := decryptOne(d.dctx, d.v.transit, KeyCard, r.stored.Ciphertext, []byte(r.merchant), r.stored.cardAAD(r.token))
+	if err != nil {
+		d.cancel() // the CVV is of no use now: do not wait for it
+	}
 	<-d.done
+	d.payload = payload
 	defer d.wipe()
-	if d.err != nil {
-		return nil, d.err
+	if err = firstErr(err, d.cvvErr); err != nil {
+		return nil, err
 	}
 	if d.rec.stored.Kind.Wallet() {
 		return d.v.revealed(d.revealWallet())
@@ -159,8 +165,9 @@ func (d *Decryption) Reveal() (*Secret, error) {
 	return d.v.revealed(d.revealCard())
 }
 
-// Discard abandons the decryption: nothing is consumed, and the plaintexts
-// are wiped, now or when they arrive. It does not wait for transit.
+// Discard abandons the decryption: nothing is consumed, and the CVV's
+// plaintext is wiped, now or when it arrives (the payload is never decrypted).
+// It does not wait for transit.
 func (d *Decryption) Discard() {
 	if !d.claimed.CompareAndSwap(false, true) {
 		return

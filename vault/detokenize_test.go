@@ -42,12 +42,13 @@ func (h *holdTransit) Decrypt(ctx context.Context, k Key, items []DecryptItem) (
 	return r, err
 }
 
-// wiped reports whether the card and CVV plaintexts were handed out and are
-// all zero now.
-func (h *holdTransit) wiped() bool {
+// wiped reports whether n plaintexts were handed out (2: card and CVV; 1: the
+// CVV of a decryption discarded before Reveal, which never decrypts the
+// payload) and are all zero now.
+func (h *holdTransit) wiped(n int) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.out) != 2 {
+	if len(h.out) != n {
 		return false
 	}
 	for _, p := range h.out {
@@ -89,7 +90,7 @@ func TestDiscardBeforeThePlaintextsArriveWipesThemOnArrival(t *testing.T) {
 	d.Discard()
 	close(h.release)
 	finished(t, d)
-	if !h.wiped() {
+	if !h.wiped(1) {
 		t.Fatal("the plaintexts that arrived after Discard were not wiped")
 	}
 	got, err := v.Metadata(bg, "m_alpha", m.Token)
@@ -104,7 +105,7 @@ func TestDiscardAfterThePlaintextsArrivedWipesThem(t *testing.T) {
 	close(h.release)
 	finished(t, d)
 	d.Discard()
-	if !h.wiped() {
+	if !h.wiped(1) {
 		t.Fatal("Discard left the plaintexts in memory")
 	}
 }
@@ -120,7 +121,7 @@ func TestRevealWipesItsPlaintextsAndIsOnce(t *testing.T) {
 	close(h.release)
 	s, err := d.Reveal()
 	noErr(t, err, "Reveal")
-	if !h.wiped() {
+	if !h.wiped(2) {
 		t.Fatal("Reveal left the plaintexts in memory")
 	}
 	if string(s.PAN.Reveal()) != visaPAN || string(s.CVV.Reveal()) != visaCVV || s.Holder.Reveal() != holderName {
@@ -148,5 +149,66 @@ func TestDecryptionNeverPrintsCardData(t *testing.T) {
 				t.Fatalf("printing a Decryption shows card data: %s", out)
 			}
 		}
+	}
+}
+
+// keyCounter counts Decrypt calls per key.
+type keyCounter struct {
+	Transit
+	mu    sync.Mutex
+	calls map[Key]int
+}
+
+func (k *keyCounter) Decrypt(ctx context.Context, key Key, items []DecryptItem) ([]DecryptResult, error) {
+	k.mu.Lock()
+	k.calls[key]++
+	k.mu.Unlock()
+	return k.Transit.Decrypt(ctx, key, items)
+}
+
+func (k *keyCounter) count(key Key) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.calls[key]
+}
+
+// Decrypt hands off only the CVV: the payload is decrypted by Reveal on the
+// caller's goroutine, and a decryption without a CVV starts no goroutine at all.
+func TestDecryptHandsOffOnlyTheCVV(t *testing.T) {
+	e := newUnitEnv(t, envOptions{})
+	kc := &keyCounter{Transit: e.transit, calls: map[Key]int{}}
+	v, err := New(Config{Transit: kc, Store: e.store, Now: e.clock.Now})
+	noErr(t, err, "New")
+	m, err := v.TokenizeCard(bg, "m_alpha", mustCard(t, visaPAN, visaCVV, holderName))
+	noErr(t, err, "TokenizeCard")
+	rec, err := v.Lookup(bg, "m_alpha", m.Token)
+	noErr(t, err, "Lookup")
+
+	d, err := v.Decrypt(bg, rec, false)
+	noErr(t, err, "Decrypt")
+	select {
+	case <-d.done:
+	default:
+		t.Fatal("a decryption without a CVV left work in the background")
+	}
+	if n := kc.count(KeyCard); n != 0 {
+		t.Fatalf("got %d payload decryptions before Reveal, want 0", n)
+	}
+	s, err := d.Reveal()
+	noErr(t, err, "Reveal")
+	if string(s.PAN.Reveal()) != visaPAN || kc.count(KeyCard) != 1 || kc.count(KeyCVV) != 0 {
+		t.Fatalf("got %d card and %d CVV decryptions, want 1 and 0", kc.count(KeyCard), kc.count(KeyCVV))
+	}
+
+	d, err = v.Decrypt(bg, rec, true)
+	noErr(t, err, "Decrypt with CVV")
+	finished(t, d) // the CVV, in the background
+	if n := kc.count(KeyCard); n != 1 {
+		t.Fatalf("the payload was decrypted before Reveal (%d calls)", n)
+	}
+	s, err = d.Reveal()
+	noErr(t, err, "Reveal with CVV")
+	if string(s.CVV.Reveal()) != visaCVV || kc.count(KeyCard) != 2 || kc.count(KeyCVV) != 1 {
+		t.Fatalf("got %d card and %d CVV decryptions, want 2 and 1", kc.count(KeyCard), kc.count(KeyCVV))
 	}
 }

@@ -34,6 +34,8 @@ type outcome struct {
 	errs     int
 	elapsed  time.Duration // the window actually measured (shorter when the pool ran out)
 	cpu      []float64     // CPU seconds of each watched process in the window
+	sysc     []float64     // read and write system calls (syscr+syscw) of each watched process in the window
+	csw      []float64     // context switches of each watched process's threads in the window
 	peakRSS  []int64       // VmHWM of each watched process (bytes), since the phase began
 	busy     float64       // CPU seconds the whole machine was busy in the window
 	firstErr error
@@ -52,6 +54,8 @@ func (p phase) run() outcome {
 		firstErr atomic.Value
 		stopped  atomic.Int64 // UnixNano of the first pool exhaustion, 0 if none
 		cpu0     []float64
+		sys0     []float64
+		csw0     []float64
 		busy0    float64
 		sampled  sync.WaitGroup
 	)
@@ -59,8 +63,10 @@ func (p phase) run() outcome {
 		time.Sleep(time.Until(mStart))
 		busy0 = machineBusy()
 		cpu0 = make([]float64, len(p.watch))
+		sys0 = make([]float64, len(p.watch))
+		csw0 = make([]float64, len(p.watch))
 		for i, w := range p.watch {
-			cpu0[i] = w.cpu()
+			cpu0[i], sys0[i], csw0[i] = w.cpu(), w.syscalls(), w.switches()
 		}
 	})
 	// one runs op once as scheduled at t0; false ends the worker.
@@ -124,10 +130,9 @@ func (p phase) run() outcome {
 		for range jobs { // the pool ran out: let the scheduler finish
 		}
 	}
-	end := time.Now()
-	if end.After(mEnd) {
-		end = mEnd
-	}
+	// The window is the whole measured time unless the pool ran out: at a low
+	// fixed rate the last answer can come well before mEnd, the window still ran.
+	end := mEnd
 	if s := stopped.Load(); s != 0 && time.Unix(0, s).Before(end) {
 		end = time.Unix(0, s)
 	}
@@ -138,6 +143,8 @@ func (p phase) run() outcome {
 	}
 	for i, w := range p.watch {
 		o.cpu = append(o.cpu, w.cpu()-cpu0[i])
+		o.sysc = append(o.sysc, w.syscalls()-sys0[i])
+		o.csw = append(o.csw, w.switches()-csw0[i])
 		o.peakRSS = append(o.peakRSS, w.peak())
 	}
 	slices.Sort(o.lat)
@@ -206,6 +213,49 @@ func (w *procWatch) cpu() float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / clockTick
+}
+
+// syscalls returns the read and write system calls so far (syscr + syscw of
+// /proc/PID/io: read, write, recvfrom, sendto and their kin; not futex, epoll or
+// nanosleep). The counts of threads that ended are kept by the kernel.
+func (w *procWatch) syscalls() float64 {
+	b, err := os.ReadFile(w.path("io"))
+	if err != nil {
+		return math.NaN()
+	}
+	n := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "syscr" || k == "syscw") {
+			x, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			n += x
+		}
+	}
+	return n
+}
+
+// switches returns the context switches so far of the process's live threads
+// (voluntary: a thread went to sleep, on a futex, epoll or a blocking call;
+// involuntary: it was preempted): how often it parks and wakes.
+func (w *procWatch) switches() float64 {
+	tasks, err := os.ReadDir(w.path("task"))
+	if err != nil {
+		return math.NaN()
+	}
+	n := 0.0
+	for _, t := range tasks {
+		b, err := os.ReadFile(w.path("task/" + t.Name() + "/status"))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				x, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				n += x
+			}
+		}
+	}
+	return n
 }
 
 // resetPeak resets VmHWM (Linux ≥ 4.0: "5" > /proc/PID/clear_refs).

@@ -10,7 +10,12 @@
 //     front, once with the transit coalescer (as chdproxy runs) and once
 //     without (one transit call per item: the baseline of the 2× target);
 //   - forward initPaymentHost2Host through the forward listener, beside the
-//     direct call from the same client to the sandbox.
+//     direct call from the same client to the sandbox, closed loop and then
+//     in a sweep of fixed rates (5%, 10%, 25% and 50% of chdproxy's best).
+//
+// Each phase records CPU, read/write system calls (/proc/PID/io) and, for
+// chdproxy, context switches per request, and the report turns them and the
+// parts (each building block alone) into targets computed as ratios.
 //
 // It writes a Markdown table and JSON (docs/bench.md, docs/bench.json by
 // default). `make bench` runs it; it is not part of CI.
@@ -65,7 +70,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up of each phase")
 	flag.DurationVar(&o.dur, "duration", 6*time.Second, "measured time of each phase")
 	flag.StringVar(&concs, "concurrency", "1,16,64,256", "comma-separated concurrencies")
-	rates := flag.String("rates", "", "comma-separated fixed forward rates in req/s (default: a quarter and half of chdproxy's best)")
+	rates := flag.String("rates", "", "comma-separated fixed forward rates in req/s (default: 5%, 10%, 25% and 50% of chdproxy's best)")
 	flag.StringVar(&o.chdproxyBin, "chdproxy", "", "chdproxy binary (default: go build it)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work folder (logs, configs, audit trail)")
 	flag.StringVar(&o.only, "only", "", "run only \"tokenize\" or \"forward\"")
@@ -206,28 +211,7 @@ func run(o options) error {
 		}
 	}
 	if o.only == "" || o.only == "forward" {
-		best := 0.0
-		for _, c := range o.concs {
-			direct := b.forward(pathDirect, c, 0, 0)
-			rep.Rows = append(rep.Rows, direct)
-			// Guess chdproxy's rate from the previous concurrency's, generously
-			// (leftover tokens serve the next phase), never above the direct rate.
-			via := b.forward(pathChdproxy, c, 0, min(direct.RPS, max(4*best, 1500)))
-			rep.Rows = append(rep.Rows, via)
-			best = max(best, via.RPS)
-		}
-		// Fixed arrival rates, a quarter ("moderate load") and half of what
-		// chdproxy forwarded at best, rounded down to 25 req/s.
-		rates := o.rates
-		if len(rates) == 0 {
-			for _, frac := range fixedRates {
-				rates = append(rates, max(25, float64(int(best*frac/25)*25)))
-			}
-		}
-		for _, rate := range rates {
-			rep.Rows = append(rep.Rows, b.forward(pathDirect, openLoopWorkers, rate, 0))
-			rep.Rows = append(rep.Rows, b.forward(pathChdproxy, openLoopWorkers, rate, rate))
-		}
+		rep.Rows = append(rep.Rows, b.forwardAll()...)
 	}
 	rep.Finished = time.Now().UTC()
 	rep.TotalS = rep.Finished.Sub(began).Seconds()
@@ -254,6 +238,46 @@ func run(o options) error {
 	os.Stdout.Write(md)
 	logf("done in %.0fs", rep.TotalS)
 	return nil
+}
+
+// forwardAll runs the forward phases: direct and through chdproxy at each
+// concurrency, then the sweep of fixed rates.
+func (b *bench) forwardAll() []row {
+	o := b.o
+	var rows []row
+	best := 0.0
+	for _, c := range o.concs {
+		direct := b.forward(pathDirect, c, 0, 0)
+		rows = append(rows, direct)
+		// Guess chdproxy's rate from the previous concurrency's, generously
+		// (leftover tokens serve the next phase), never above the direct rate.
+		via := b.forward(pathChdproxy, c, 0, min(direct.RPS, max(4*best, 1500)))
+		rows = append(rows, via)
+		best = max(best, via.RPS)
+	}
+	// The sweep: fixed arrival rates at fractions of what chdproxy
+	// forwarded at best, rounded down to 5 req/s, so the curve from idle
+	// to half load is visible.
+	rates, fracs := o.rates, fixedRates
+	if len(rates) == 0 {
+		for _, frac := range fixedRates {
+			rates = append(rates, max(5, float64(int(best*frac/5)*5)))
+		}
+	} else {
+		fracs = nil
+		for _, rate := range rates {
+			fracs = append(fracs, round(rate/max(best, 1), 3))
+		}
+	}
+	for i, rate := range rates {
+		frac := fracs[i]
+		for _, path := range []string{pathDirect, pathChdproxy} {
+			x := b.forward(path, openLoopWorkers, rate, rate)
+			x.Fraction = frac
+			rows = append(rows, x)
+		}
+	}
+	return rows
 }
 
 // Paths: who serves a scenario.
@@ -430,9 +454,10 @@ func (b *bench) tokenizePhase(path string, c int, warmup, dur time.Duration) out
 // openLoopWorkers bounds the requests in flight of a fixed-rate phase.
 const openLoopWorkers = 256
 
-// fixedRates are the forward phases at a fixed arrival rate, as fractions of
-// chdproxy's best closed-loop forward throughput; the first is "moderate load".
-var fixedRates = []float64{0.25, 0.5}
+// fixedRates are the forward phases at a fixed arrival rate (the sweep), as
+// fractions of chdproxy's best closed-loop forward throughput; a quarter is
+// "moderate load".
+var fixedRates = []float64{0.05, 0.10, 0.25, 0.50}
 
 // forward measures initPaymentHost2Host through chdproxy or directly, with c
 // workers back to back, or at a fixed rate when rate > 0.
@@ -561,10 +586,20 @@ func (b *bench) row(scenario, path string, c int, rate float64, o outcome, note 
 		v := round(cpu/float64(len(o.lat))*1000, 3)
 		return &v
 	}
-	// o.cpu / o.peakRSS follow watched(): chdproxy, Vault, Redis, chdbench.
+	perReq := func(n float64) *float64 {
+		if len(o.lat) == 0 {
+			return nil
+		}
+		v := round(n/float64(len(o.lat)), 1)
+		return &v
+	}
+	// o.cpu / o.sysc / o.peakRSS follow watched(): chdproxy, Vault, Redis, chdbench.
 	switch path {
 	case pathChdproxy:
 		r.CPUPer1k = per1k(o.cpu[0])
+		if b.watch.chdproxy != nil {
+			r.Syscalls, r.Switches = perReq(o.sysc[0]), perReq(o.csw[0])
+		}
 		if b.watch.chdproxy != nil {
 			mb := round(float64(o.peakRSS[0])/(1<<20), 1)
 			r.PeakRSSMB = &mb
@@ -574,6 +609,7 @@ func (b *bench) row(scenario, path string, c int, rate float64, o outcome, note 
 	}
 	r.VaultCPUPer1k = per1k(o.cpu[1])
 	r.RedisCPUPer1k = per1k(o.cpu[2])
+	r.VaultSyscalls, r.RedisSyscalls = perReq(o.sysc[1]), perReq(o.sysc[2])
 	r.BenchCPUPer1k = per1k(o.cpu[3])
 	// What else ran on the machine meanwhile (other programs, the kernel's own
 	// work not charged to a process): a noisy neighbour shows here.

@@ -1,8 +1,11 @@
+//go:build !production
+
 package main
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +20,10 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
 
+	"github.com/chdproxy/chdproxy/demo"
+	"github.com/chdproxy/chdproxy/hosted"
 	"github.com/chdproxy/chdproxy/policy"
 	"github.com/chdproxy/chdproxy/proxy"
 	"github.com/chdproxy/chdproxy/redact"
@@ -34,6 +40,7 @@ type devState struct {
 	ForwardURL     string `json:"forward_url"`
 	AdminURL       string `json:"admin_url"`
 	SandboxURL     string `json:"sandbox_url"`
+	CheckoutURL    string `json:"checkout_url"`
 	Merchant       string `json:"merchant"`
 	PublishableKey string `json:"publishable_key"`
 	SecretKey      string `json:"secret_key"`
@@ -50,22 +57,24 @@ func runDev(args []string) error {
 
 // dev runs until ctx ends, printing the walk-through to out and logging to logw.
 func dev(ctx context.Context, args []string, out, logw io.Writer) error {
-	fs := newFlagSet("dev", "dev [--state-dir DIR] [--origin ORIGIN]... [--collect-addr|--forward-addr|--admin-addr|--sandbox-addr ADDR]")
+	fs := newFlagSet("dev", "dev [--state-dir DIR] [--origin ORIGIN]... [--collect-addr|--forward-addr|--admin-addr|--sandbox-addr|--demo-addr ADDR]")
 	stateDir := fs.String("state-dir", ".dev", "folder for dev.json")
 	collectAddr := fs.String("collect-addr", "127.0.0.1:8080", "collect listener")
 	forwardAddr := fs.String("forward-addr", "127.0.0.1:8081", "forward listener")
 	adminAddr := fs.String("admin-addr", "127.0.0.1:8082", "admin listener")
 	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:8083", "SmartPayments sandbox")
+	demoAddr := fs.String("demo-addr", "127.0.0.1:3000", "the demo checkout, served as http://localhost:PORT (checkout_url)")
 	var origins multiFlag
-	fs.Var(&origins, "origin", "browser origin allowed to tokenize (repeatable; default http://localhost:3000)")
+	fs.Var(&origins, "origin", "another browser origin allowed to tokenize (repeatable; the demo checkout's is always allowed)")
 	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
-	if err := loopbackOnly(map[string]string{"collect-addr": *collectAddr, "forward-addr": *forwardAddr, "admin-addr": *adminAddr, "sandbox-addr": *sandboxAddr}); err != nil {
+	if err := loopbackOnly(map[string]string{"collect-addr": *collectAddr, "forward-addr": *forwardAddr, "admin-addr": *adminAddr, "sandbox-addr": *sandboxAddr, "demo-addr": *demoAddr}); err != nil {
 		return err
 	}
-	if len(origins) == 0 {
-		origins = multiFlag{"http://localhost:3000"}
+	checkoutOrigin := demoOrigin(*demoAddr)
+	if !slices.Contains(origins, checkoutOrigin) {
+		origins = append(origins, checkoutOrigin) // registered exactly as the browser spells the page's origin
 	}
 	sandboxURL := "http://" + *sandboxAddr
 	pol, err := devPolicy(sandboxURL)
@@ -83,9 +92,13 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 
 	st := devState{
 		CollectURL: "http://" + *collectAddr, ForwardURL: "http://" + *forwardAddr,
-		AdminURL: "http://" + *adminAddr, SandboxURL: sandboxURL, Merchant: devMerchant,
+		AdminURL: "http://" + *adminAddr, SandboxURL: sandboxURL, CheckoutURL: checkoutOrigin + "/", Merchant: devMerchant,
 	}
 	keys, err := devKeys(&st)
+	if err != nil {
+		return err
+	}
+	checkout, err := devCheckout(st, checkoutOrigin, log)
 	if err != nil {
 		return err
 	}
@@ -101,10 +114,11 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	}
 	defer auditFile.Close()
 	defer reopenOnHUP(log, audit, nil)()
-	ls, err := proxy.New(proxy.Config{
+	pc := proxy.Config{
 		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: devMerchant, Origins: origins}},
 		Log: log, Audit: audit, Redis: rdb, IdempotencySecret: randomSecret(), Dev: true,
-	})
+	}
+	ls, err := proxy.New(pc)
 	if err != nil {
 		return err
 	}
@@ -114,6 +128,7 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		{name: "forward", addr: *forwardAddr, handler: ls.Forward},
 		{name: "admin", addr: *adminAddr, handler: ls.Admin},
 		{name: "sandbox", addr: *sandboxAddr, handler: sandbox.Handler()},
+		{name: "demo", addr: *demoAddr, handler: checkout},
 	}
 	b, err := bind(served) // dev.json only once every address is ours: its keys then work
 	if err != nil {
@@ -123,6 +138,7 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 		b.close()
 		return err
 	}
+	b.timeouts = proxy.ServerTimeouts(pc) // as serve: no server cuts a request its deadline allows
 	b.shutdown = shutdown{drain: ls.Drain, probes: "admin"} // no load balancer to wait for
 	printWalkthrough(out, filepath.Join(*stateDir, "dev.json"), st)
 	log.WithField("state", filepath.Join(*stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
@@ -139,6 +155,26 @@ func loopbackOnly(addrs map[string]string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// demoOrigin is the demo checkout's origin for its listen address: localhost and
+// the port, as a developer types it (dev listens on loopback only).
+func demoOrigin(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return "http://localhost:" + port
+}
+
+// devCheckout is the demo merchant's checkout page and backend (package demo),
+// on its own origin: the page gets the pk_, the backend keeps the sk_.
+func devCheckout(st devState, origin string, log *logrus.Logger) (*demo.Demo, error) {
+	return demo.New(demo.Config{
+		Origin: origin, CollectURL: st.CollectURL, ForwardURL: st.ForwardURL,
+		PublishableKey: st.PublishableKey, SecretKey: st.SecretKey, Log: log,
+		UpstreamAuth: "Basic " + base64.StdEncoding.EncodeToString([]byte(smartpay.DefaultMerchantKey+":"+smartpay.DefaultMerchantSecret)),
+		Account:      "EUR-sandbox",
+		// the pinned version with its published hash, as a merchant's page loads it
+		ScriptPath: "/collect/v" + hosted.Version + "/collect.js", Integrity: hosted.SRI(),
+	})
 }
 
 // devPolicy is the embedded policy with every upstream at the sandbox.
@@ -201,6 +237,8 @@ func printWalkthrough(w io.Writer, path string, st devState) {
 	fmt.Fprintf(w, `chdproxy dev: collect %s  forward %s  admin %s  sandbox %s
 Keys and addresses: %s (audit trail: audit.jsonl beside it)
 
+  Demo checkout (hosted card fields, pays through the forward listener): %[8]s
+
   # 1. tokenize a card (the browser's job), e.g. the sandbox's success card from README.md
   curl -s %[1]s/v1/tokens -H 'Authorization: Bearer %[6]s' \
     -d card_number=CARD -d card_exp_month=12 -d card_exp_year=2030 -d card_cvv=123 -d 'card_holder=John Doe'
@@ -212,7 +250,7 @@ Keys and addresses: %s (audit trail: audit.jsonl beside it)
     -H 'Content-Type: application/json' -d '{"order_id":"..."}'
 
 Ctrl-C stops. Nothing here is for real card data: dev cipher, in-memory Redis.
-`, st.CollectURL, st.ForwardURL, st.AdminURL, st.SandboxURL, path, st.PublishableKey, st.SecretKey)
+`, st.CollectURL, st.ForwardURL, st.AdminURL, st.SandboxURL, path, st.PublishableKey, st.SecretKey, st.CheckoutURL)
 }
 
 // multiFlag is a repeatable string flag.

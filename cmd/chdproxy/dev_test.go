@@ -1,3 +1,5 @@
+//go:build !production
+
 package main
 
 import (
@@ -23,7 +25,7 @@ import (
 func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 	dir := t.TempDir()
 	var addrs []string
-	for range 4 {
+	for range 5 {
 		p, err := testenv.FreePort(false)
 		if err != nil {
 			t.Fatal(err)
@@ -35,7 +37,7 @@ func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- dev(ctx, []string{"--state-dir", dir, "--collect-addr", addrs[0], "--forward-addr", addrs[1],
-			"--admin-addr", addrs[2], "--sandbox-addr", addrs[3]}, &out, &logs)
+			"--admin-addr", addrs[2], "--sandbox-addr", addrs[3], "--demo-addr", addrs[4]}, &out, &logs)
 	}()
 	defer func() {
 		cancel()
@@ -65,6 +67,9 @@ func TestDevTokenizesAndPaysWithTheKeysOfDevJSON(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("dev did not come up within 10s")
 		}
+	}
+	if want := "http://localhost:" + strings.TrimPrefix(addrs[4], "127.0.0.1:") + "/"; st.CheckoutURL != want {
+		t.Errorf("checkout_url: got %q, want %q (the demo's origin, as registered)", st.CheckoutURL, want)
 	}
 	post := func(url, hdr, key string, body any) (int, map[string]any) {
 		b, _ := json.Marshal(body)
@@ -113,12 +118,13 @@ func TestDevRefusesListenAddressesOffLoopback(t *testing.T) {
 		{"--forward-addr", ":0"},
 		{"--admin-addr", "[::]:0"},
 		{"--sandbox-addr", "192.0.2.1:0"},
+		{"--demo-addr", "0.0.0.0:3000"},
 		{"--collect-addr", "shop.example:0"},
 		{"--forward-addr", "127.0.0.1"}, // no port: not an address at all
 	} {
 		t.Run(tt.flag+" "+tt.addr, func(t *testing.T) {
 			args := []string{"--state-dir", t.TempDir()}
-			for _, f := range []string{"--collect-addr", "--forward-addr", "--admin-addr", "--sandbox-addr"} {
+			for _, f := range []string{"--collect-addr", "--forward-addr", "--admin-addr", "--sandbox-addr", "--demo-addr"} {
 				if f != tt.flag {
 					args = append(args, f, "127.0.0.1:0")
 				}

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,7 +38,8 @@ type listener struct {
 type bound struct {
 	ls       []listener
 	lns      []net.Listener
-	shutdown shutdown // how serve stops; the zero value stops at once
+	shutdown shutdown       // how serve stops; the zero value stops at once
+	timeouts proxy.Timeouts // of every server; zero: proxy.DefaultTimeouts
 }
 
 // shutdown is how a bound set of listeners stops when its context ends.
@@ -80,7 +89,7 @@ func (b *bound) serve(ctx context.Context, log *logrus.Logger) error {
 	errs := make([]error, len(b.ls))
 	var trafficWG, probesWG sync.WaitGroup
 	for i, l := range b.ls {
-		srv := proxy.NewServer(l.addr, l.handler, log, proxy.DefaultTimeouts)
+		srv := proxy.NewServer(l.addr, l.handler, log, cmp.Or(b.timeouts, proxy.DefaultTimeouts))
 		sctx, wg := traffic, &trafficWG
 		if l.name == b.shutdown.probes {
 			sctx, wg = probes, &probesWG
@@ -151,4 +160,82 @@ func reopenOnHUP(log *logrus.Logger, audit *proxy.JSONLAudit, reload func()) (st
 		}
 	}()
 	return func() { signal.Stop(hup); close(done) }
+}
+
+// clientAuthRequire is listen.forward.client_auth asking every connection for a client
+// certificate; "off" (or nothing) asks none.
+const clientAuthRequire = "require"
+
+// clientAuthProblem says what is wrong with a listener's client_auth and client_ca:
+// only the forward listener takes them, require needs a CA bundle and chdproxy's own
+// TLS, and a bundle without require would look like protection that is not there.
+func clientAuthProblem(name string, lc listenConfig) error {
+	switch {
+	case lc.ClientAuth == "" && lc.ClientCA == "" || lc.ClientAuth == "off" && lc.ClientCA == "":
+		return nil
+	case name != "forward":
+		return fmt.Errorf("listen.%s: client_auth and client_ca are for listen.forward only", name)
+	case lc.ClientAuth != clientAuthRequire && lc.ClientAuth != "off" && lc.ClientAuth != "":
+		return fmt.Errorf("listen.%s.client_auth: %q is neither require nor off", name, lc.ClientAuth)
+	case lc.ClientAuth != clientAuthRequire:
+		return fmt.Errorf("listen.%s: client_ca is set but client_auth is not require: no certificate would be asked for", name)
+	case lc.ClientCA == "":
+		return fmt.Errorf("listen.%s: client_auth: require needs client_ca (the PEM bundle of the CAs that issue the backends' certificates)", name)
+	case lc.TLSCert == "" || lc.TLSKey == "":
+		return fmt.Errorf("listen.%s: client_auth: require needs tls_cert and tls_key (chdproxy's own TLS checks the certificates)", name)
+	}
+	return nil
+}
+
+// requireClientCerts makes conf refuse a handshake without a client certificate issued
+// by a CA of lc.ClientCA (that bundle only, not the system roots) when lc asks for it.
+// Which merchant a certificate may act for is proxy's check (proxy.Merchant.ClientCerts).
+func requireClientCerts(conf *tls.Config, name string, lc listenConfig) error {
+	if lc.ClientAuth != clientAuthRequire {
+		return nil
+	}
+	pem, err := os.ReadFile(lc.ClientCA)
+	if err != nil {
+		return fmt.Errorf("listen.%s.client_ca: %w", name, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("listen.%s.client_ca: %s holds no PEM certificate", name, lc.ClientCA)
+	}
+	conf.ClientAuth, conf.ClientCAs = tls.RequireAndVerifyClientCert, pool
+	return nil
+}
+
+// clientCertProblems lists the merchants' client_certs that are not digests, and, when
+// the forward listener requires client certificates, every merchant with a secret key
+// (in the file or in env, CHDPROXY_KEYS) that lists none: its backends could not call.
+func (cfg *serveConfig) clientCertProblems(env string) []error {
+	var errs []error
+	listed := map[string]bool{}
+	secret := map[string]bool{}
+	for i, m := range cfg.Merchants {
+		for j, d := range m.ClientCerts {
+			if raw, err := hex.DecodeString(strings.TrimPrefix(d, "sha256:")); err != nil || len(raw) != sha256.Size || !strings.HasPrefix(d, "sha256:") {
+				errs = append(errs, fmt.Errorf("merchants[%d].client_certs[%d]: use sha256:<64 hex digits> of the certificate's SubjectPublicKeyInfo", i, j))
+			}
+		}
+		listed[m.ID] = listed[m.ID] || len(m.ClientCerts) > 0
+		for _, k := range m.Keys {
+			secret[m.ID] = secret[m.ID] || k.Role == proxy.RoleSecret
+		}
+	}
+	for item := range strings.SplitSeq(env, ",") {
+		if parts := strings.SplitN(strings.TrimSpace(item), ":", 3); len(parts) == 3 && proxy.Role(parts[1]) == proxy.RoleSecret {
+			secret[parts[0]] = true
+		}
+	}
+	if cfg.Listen.Forward.ClientAuth != clientAuthRequire {
+		return errs
+	}
+	for _, id := range slices.Sorted(maps.Keys(secret)) {
+		if !listed[id] {
+			errs = append(errs, fmt.Errorf("merchant %s: listen.forward.client_auth is require but it lists no client_certs: its secret keys could not be used", id))
+		}
+	}
+	return errs
 }

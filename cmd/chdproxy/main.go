@@ -6,27 +6,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 )
 
 const usage = `usage: chdproxy <command> [flags]
 
 commands:
-  dev [--state-dir DIR]        everything on loopback: miniredis, dev cipher, sandbox upstream
-  serve --config FILE          production: real Vault transit, real Redis, TLS
+` + testOnlyUsage + `  serve --config FILE          production: real Vault transit, real Redis, TLS
   serve --check-config --config FILE
                                check the configuration and its policy, connect to nothing
   policy lint FILE             exit 0 when the policy is valid and safe, else list every problem
   policy explain FILE          Markdown report of the policy for auditors
   redact                       scrub stdin to stdout with the log redaction rules
-  sandbox [--addr ADDR]        the SmartPayments sandbox upstream alone
   rewrap --config FILE --token-file FILE
                                re-encrypt every record under the newest transit key versions
   keys generate --role ROLE    a new publishable, secret or admin key and its digest
   purge --merchant ID --config FILE [--yes]
                                delete every token, CVV and idempotency record of a merchant
   healthcheck [--url URL]      exit 0 when the admin listener's /readyz answers 200
-  version                      version, commit and Go version (also --version)
+  version                      version, commit, Go version and build tags (also --version)
   help [COMMAND]               this text, or a command's own flags (also COMMAND --help)
 `
 
@@ -50,17 +49,16 @@ func main() {
 // 2 a usage error (the usage then goes to stderr; asked-for help goes to stdout).
 func run(args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]command{
-		"dev":         withOSStreams(runDev),
 		"serve":       runServeCommand,
 		"policy":      withOSStreams(runPolicy),
 		"redact":      withOSStreams(runRedact),
-		"sandbox":     withOSStreams(runSandbox),
 		"keys":        runKeys,
 		"purge":       runPurge,
 		"healthcheck": runHealthcheck,
 		"rewrap":      runRewrap,
 		"version":     runVersion,
 	}
+	maps.Copy(cmds, testOnlyCommands()) // none in a production build
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2

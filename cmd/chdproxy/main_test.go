@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,7 +15,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chdproxy/chdproxy/proxy"
 )
@@ -308,28 +305,5 @@ func TestHealthcheckExitsZeroOnlyWhenReadyzAnswers200(t *testing.T) {
 		if code != tc.code || !strings.Contains(got, tc.want) || strings.Count(got, "\n") != 1 {
 			t.Errorf("%s: got exit %d, stdout %q, stderr %q; want exit %d and one line with %q", tc.name, code, stdout, stderr, tc.code, tc.want)
 		}
-	}
-}
-
-func TestDevWithATakenPortWritesNoDevJSONAndAnnouncesNothing(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out, logs bytes.Buffer
-	err = dev(ctx, []string{"--state-dir", dir, "--collect-addr", "127.0.0.1:0", "--forward-addr", "127.0.0.1:0",
-		"--admin-addr", taken.Addr().String(), "--sandbox-addr", "127.0.0.1:0"}, &out, &logs)
-	if err == nil || !strings.Contains(err.Error(), "admin listener") {
-		t.Fatalf("got %v, want the admin listener's bind error", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("dev.json: got %v, want no file: its keys never worked", err)
-	}
-	if out.Len() > 0 || strings.Contains(logs.String(), "is up") {
-		t.Errorf("got walk-through %q and logs %q, want nothing announced", out.String(), logs.String())
 	}
 }

@@ -93,7 +93,10 @@ type serveConfig struct {
 	Merchants []struct {
 		ID      string   `yaml:"id"`
 		Origins []string `yaml:"origins"`
-		Keys    []struct {
+		// ClientCerts: "sha256:<hex>" of the SubjectPublicKeyInfo of each client certificate
+		// its backends present to the forward listener (listen.forward.client_auth).
+		ClientCerts []string `yaml:"client_certs"`
+		Keys        []struct {
 			Role   proxy.Role `yaml:"role"`
 			Digest string     `yaml:"digest"` // "sha256:<hex>" of the key; the key itself is never stored
 		} `yaml:"keys"`
@@ -104,6 +107,10 @@ type listenConfig struct {
 	Addr    string `yaml:"addr"`
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// ClientCA and ClientAuth (forward only): with client_auth "require" every connection
+	// needs a certificate issued by a CA of the PEM bundle client_ca ("off", the default: none).
+	ClientCA   string `yaml:"client_ca"`
+	ClientAuth string `yaml:"client_auth"`
 }
 
 // runServe runs production chdproxy: real Vault transit, real Redis, TLS listeners.
@@ -176,19 +183,21 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	b.shutdown = cfg.shutdownPlan(log, ls)
+	b.timeouts = proxy.ServerTimeouts(pc)
+	b.shutdown = cfg.shutdownPlan(log, ls, b.timeouts.Write)
 	log.Info("chdproxy serving")
 	return serveRecorded(ctx, b, ls, log, audit, "serve", len(pc.Merchants), pc.Keys.Len())
 }
 
 // shutdownPlan is the configured shutdown. A drain shorter than the longest request
-// deadline would cut payments that are still waiting on the upstream: it is raised.
-func (cfg *serveConfig) shutdownPlan(log *logrus.Logger, ls *proxy.Listeners) shutdown {
+// deadline (the write timeout, longest) would cut payments that are still waiting on
+// the upstream: it is raised.
+func (cfg *serveConfig) shutdownPlan(log *logrus.Logger, ls *proxy.Listeners, longest time.Duration) shutdown {
 	sd := shutdown{drain: ls.Drain, delay: 5 * time.Second, timeout: cfg.Shutdown.DrainTimeout, probes: "admin"}
 	if cfg.Shutdown.Delay != nil {
 		sd.delay = *cfg.Shutdown.Delay
 	}
-	if longest := proxy.DefaultTimeouts.Write; sd.timeout < longest {
+	if sd.timeout < longest {
 		if sd.timeout != 0 {
 			log.WithFields(logrus.Fields{"drain_timeout": sd.timeout.String(), "raised_to": longest.String()}).
 				Warn("shutdown.drain_timeout is shorter than the longest request deadline (the write timeout): raised")
@@ -316,7 +325,7 @@ func (cfg *serveConfig) proxyConfig() (proxy.Config, error) {
 		pc.TrustedProxies = append(pc.TrustedProxies, p)
 	}
 	for _, m := range cfg.Merchants {
-		pc.Merchants = append(pc.Merchants, proxy.Merchant{ID: m.ID, Origins: m.Origins})
+		pc.Merchants = append(pc.Merchants, proxy.Merchant{ID: m.ID, Origins: m.Origins, ClientCerts: m.ClientCerts})
 		for _, k := range m.Keys {
 			if err := pc.Keys.Add(m.ID, k.Role, k.Digest); err != nil {
 				errs = append(errs, fmt.Errorf("merchant %s: %w", m.ID, err))
@@ -326,6 +335,7 @@ func (cfg *serveConfig) proxyConfig() (proxy.Config, error) {
 	if err := addEnvKeys(pc.Keys, os.Getenv("CHDPROXY_KEYS")); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, cfg.clientCertProblems(os.Getenv("CHDPROXY_KEYS"))...)
 	upCAs, err := certPool(cfg.Upstream.CAFile)
 	if err != nil {
 		errs = append(errs, err)
@@ -457,6 +467,9 @@ func loopbackHost(host string) bool {
 // tlsListener wraps a listener in TLS. Plain text is allowed only on loopback
 // (behind a local TLS-terminating sidecar).
 func tlsListener(name string, lc listenConfig) (func(net.Listener) net.Listener, error) {
+	if err := clientAuthProblem(name, lc); err != nil {
+		return nil, err
+	}
 	if lc.TLSCert == "" && lc.TLSKey == "" {
 		host, _, err := net.SplitHostPort(lc.Addr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
@@ -469,6 +482,9 @@ func tlsListener(name string, lc listenConfig) (func(net.Listener) net.Listener,
 		return nil, fmt.Errorf("listen.%s: %w", name, err)
 	}
 	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if err := requireClientCerts(conf, name, lc); err != nil {
+		return nil, err
+	}
 	return func(ln net.Listener) net.Listener { return tls.NewListener(ln, conf) }, nil
 }
 

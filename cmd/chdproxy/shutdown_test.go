@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -34,16 +35,39 @@ type serveEnv struct {
 	collect, forward, admin string // host:port
 	pk, sk                  string
 	redis                   string // host:port
+	upstream                *httptest.Server
 }
 
 // newServeEnv writes a serve config whose upstreams are up, served over TLS, with
 // extra appended to the file.
 func newServeEnv(t *testing.T, up http.Handler, extra string) *serveEnv {
 	t.Helper()
+	return newServeEnvWith(t, envOptions{}, up, extra)
+}
+
+// envOptions are the fault tests' choices of servers for a serveEnv.
+type envOptions struct {
+	redis  *testenv.RedisServer            // default: testenv.Redis
+	vault  *testenv.VaultServer            // default: testenv.Vault
+	wrapLn func(net.Listener) net.Listener // wraps the upstream's TCP listener (a stalling one)
+	// vaultTimeout is vault.timeout (default 5s); upstream is added to the upstream
+	// mapping (", connect_timeout: 1s").
+	vaultTimeout, upstream string
+}
+
+// newServeEnvWith is newServeEnv on o's servers.
+func newServeEnvWith(t *testing.T, o envOptions, up http.Handler, extra string) *serveEnv {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	rs, vs := testenv.Redis(t), testenv.Vault(t)
+	rs, vs := o.redis, o.vault
+	if rs == nil {
+		rs = testenv.Redis(t)
+	}
+	if vs == nil {
+		vs = testenv.Vault(t)
+	}
 	ca, err := testenv.NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +78,9 @@ func newServeEnv(t *testing.T, up http.Handler, extra string) *serveEnv {
 	}
 	srv := httptest.NewUnstartedServer(up)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
+	if o.wrapLn != nil {
+		srv.Listener = o.wrapLn(srv.Listener)
+	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	dir, write := checkConfigFixture(t)
@@ -63,7 +90,7 @@ func newServeEnv(t *testing.T, up http.Handler, extra string) *serveEnv {
 	}
 	polText := strings.NewReplacer("https://chd-api.smartcore.pro", srv.URL, "https://api-gateway.smartcore.pro", srv.URL,
 		"    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n").Replace(string(pol))
-	e := &serveEnv{audit: filepath.Join(dir, "audit.jsonl"), pk: "pk_" + strings.Repeat("c", 32), sk: "sk_" + strings.Repeat("d", 32), redis: rs.Addr}
+	e := &serveEnv{upstream: srv, audit: filepath.Join(dir, "audit.jsonl"), pk: "pk_" + strings.Repeat("c", 32), sk: "sk_" + strings.Repeat("d", 32), redis: rs.Addr}
 	addrs := make([]string, 3)
 	for i := range addrs {
 		p, err := testenv.FreePort(false)
@@ -76,15 +103,15 @@ func newServeEnv(t *testing.T, up http.Handler, extra string) *serveEnv {
 	e.cfg = write("chdproxy.yaml", fmt.Sprintf(`policy: %s
 audit: %s
 listen: {collect: {addr: "%s"}, forward: {addr: "%s"}, admin: {addr: "%s"}}
-vault: {address: "%s", token_file: %s, create_keys: true, timeout: 5s}
+vault: {address: "%s", token_file: %s, create_keys: true, timeout: %s}
 redis: {addrs: ["%s"]}
 idempotency: {secret_file: %s}
-upstream: {ca_file: %s}
+upstream: {ca_file: %s%s}
 merchants:
   - id: m1
     keys: [{role: publishable, digest: "%s"}, {role: secret, digest: "%s"}]
-%s`, write("policy.yaml", polText), e.audit, e.collect, e.forward, e.admin, vs.Addr, write("vault-token", vs.Token), rs.Addr,
-		write("idem", strings.Repeat("k", 40)), write("ca.pem", string(ca.PEM())), proxy.KeyDigest(e.pk), proxy.KeyDigest(e.sk), extra))
+%s`, write("policy.yaml", polText), e.audit, e.collect, e.forward, e.admin, vs.Addr, write("vault-token", vs.Token), cmp.Or(o.vaultTimeout, "5s"), rs.Addr,
+		write("idem", strings.Repeat("k", 40)), write("ca.pem", string(ca.PEM())), o.upstream, proxy.KeyDigest(e.pk), proxy.KeyDigest(e.sk), extra))
 	return e
 }
 
@@ -264,6 +291,7 @@ func TestServeHelperProcess(t *testing.T) {
 type child struct {
 	cmd    *exec.Cmd
 	exited chan error
+	log    string // its standard output and error
 }
 
 // startServe runs `chdproxy serve` on e's config as a child process, ready.
@@ -271,7 +299,8 @@ func (e *serveEnv) startServe(t *testing.T) *child {
 	t.Helper()
 	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$"), exited: make(chan error, 1)}
 	c.cmd.Env = append(os.Environ(), "CHDPROXY_SERVE_HELPER="+e.cfg)
-	logf, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	c.log = filepath.Join(t.TempDir(), "serve.log")
+	logf, err := os.Create(c.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,11 +316,13 @@ func (e *serveEnv) startServe(t *testing.T) *child {
 }
 
 // chdproxy killed (SIGKILL) while a payment is held upstream, then restarted: the
-// Idempotency-Key of the killed request is usable again once its claim's lease runs
-// out (seconds, not the record's 24 h), the retry is answered instead of waiting on
-// a dead claim, and the upstream received the payment once. The restarted process
-// stops on SIGTERM with exit status 0.
-func TestKilledMidRequestTheKeyIsUsableWithinTheLease(t *testing.T) {
+// Idempotency-Key of the killed request was marked sent before its first byte left,
+// so the kill cannot free it. The retry after the restart is answered once the dead
+// claim's 10 s lease has passed unrenewed, with 502 upstream_result_unknown replayed
+// (call /check), and never reaches the upstream: the upstream, which completed the
+// payment it received, saw it exactly once. Further retries get the same replay at
+// once. The restarted process stops on SIGTERM with exit status 0.
+func TestKilledAfterSendTheRetryIsResultUnknown(t *testing.T) {
 	release := make(chan struct{})
 	up, pays := heldUpstream(func(n int64) {
 		if n == 1 {
@@ -323,22 +354,29 @@ func TestKilledMidRequestTheKeyIsUsableWithinTheLease(t *testing.T) {
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("idempotency records after the kill: %v %v, want the one claim", keys, err)
 	}
-	if ttl := rdb.PTTL(context.Background(), keys[0]).Val(); ttl <= 0 || ttl > 10*time.Second {
-		t.Errorf("the dead claim lives %v more, want at most its 10s lease", ttl)
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(rdb.Get(context.Background(), keys[0]).Val()), &rec); err != nil || rec["state"] != "sent" {
+		t.Fatalf("the dead request's record: %v %v, want state sent", rec, err)
+	}
+	if ttl := rdb.PTTL(context.Background(), keys[0]).Val(); ttl < time.Hour {
+		t.Errorf("the sent claim lives %v more, want the record's lifetime (a lease would free the key)", ttl)
 	}
 
 	second := e.startServe(t)
 	start := time.Now()
 	status, body, err := e.pay("killed-order", tok, idem)
-	if err != nil || status == http.StatusConflict && body["error"].(map[string]any)["code"] == "idempotency_in_progress" {
-		t.Fatalf("the retry after the restart: got %d %v %v, want an answer, not a stuck key", status, body, err)
+	if err != nil || status != http.StatusBadGateway || body["error"].(map[string]any)["code"] != "upstream_result_unknown" {
+		t.Fatalf("the retry after the restart: got %d %v %v, want 502 upstream_result_unknown", status, body, err)
 	}
-	t.Logf("the retry after the restart: %d %v after %v", status, body["error"], time.Since(start))
 	if took := time.Since(start); took > 13*time.Second {
-		t.Errorf("the retry took %v, want it answered once the 10s lease ran out", took)
+		t.Errorf("the retry took %v, want it answered once the 10s lease passed unrenewed", took)
+	}
+	start = time.Now()
+	if status, _, err := e.pay("killed-order", tok, idem); err != nil || status != http.StatusBadGateway || time.Since(start) > 2*time.Second {
+		t.Errorf("the next retry: got %d %v after %v, want the 502 replayed at once", status, err, time.Since(start))
 	}
 	if n := pays.Load(); n != 1 {
-		t.Errorf("payments at the upstream: got %d, want 1 (the retry paid again)", n)
+		t.Errorf("payments at the upstream: got %d, want 1 (a retry paid again)", n)
 	}
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

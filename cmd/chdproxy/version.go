@@ -21,11 +21,13 @@ func runVersion(args []string, stdout, _ io.Writer) error {
 	return nil
 }
 
-// versionText is three lines: "chdproxy VERSION", "commit REVISION[ (modified)]"
-// and "GOVERSION OS/ARCH". The commit comes from the VCS stamp of go build
-// (absent under go run and go test, and when the source was not a git checkout).
+// versionText is four lines: "chdproxy VERSION", "commit REVISION[ (modified)]",
+// "GOVERSION OS/ARCH" and "build tags TAGS" (production for the image: no dev or
+// sandbox command in it; "none" for a default build). The commit comes from the VCS
+// stamp of go build (absent under go run and go test, and when the source was not a
+// git checkout).
 func versionText() string {
-	v, rev, modified, goVersion := version, "unknown", "", runtime.Version()
+	v, rev, modified, goVersion, tags := version, "unknown", "", runtime.Version(), "none"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "" {
 			v = bi.Main.Version
@@ -37,11 +39,13 @@ func versionText() string {
 				rev = s.Value
 			case s.Key == "vcs.modified" && s.Value == "true":
 				modified = " (modified)"
+			case s.Key == "-tags" && s.Value != "":
+				tags = s.Value
 			}
 		}
 	}
 	if v == "" {
 		v = "(devel)"
 	}
-	return fmt.Sprintf("chdproxy %s\ncommit %s%s\n%s %s/%s\n", v, rev, modified, goVersion, runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("chdproxy %s\ncommit %s%s\n%s %s/%s\nbuild tags %s\n", v, rev, modified, goVersion, runtime.GOOS, runtime.GOARCH, tags)
 }

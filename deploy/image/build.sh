@@ -7,11 +7,16 @@
 # STORAGE_DRIVER=vfs selects buildah's vfs driver where overlay is not available.
 #
 #   deploy/image/build.sh [IMAGE]        (default chdproxy:latest; VERSION=… to stamp)
+#
+# Built with -tags production: no dev or sandbox command, no miniredis, sandbox or dev
+# cipher in the binary (PCI DSS 6.5.6). TAGS= (empty) builds them in, for an image that
+# runs only the sandbox (compose's sandbox service); check.sh fails such an image.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 IMAGE=${1:-chdproxy:latest}
 GO=${GO:-go}
+TAGS=${TAGS-production}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE=https://github.com/chdproxy/chdproxy
@@ -28,8 +33,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "build.sh: go build chdproxy $VERSION (static, -trimpath)"
-CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=auto -ldflags "-s -w -X main.version=$VERSION" -o "$work/chdproxy" ./cmd/chdproxy
+echo "build.sh: go build chdproxy $VERSION (static, -trimpath, -tags '$TAGS')"
+CGO_ENABLED=0 "$GO" build -trimpath -tags "$TAGS" -buildvcs=auto -ldflags "-s -w -X main.version=$VERSION" -o "$work/chdproxy" ./cmd/chdproxy
 
 cat >"$work/passwd" <<'PASSWD'
 root:x:0:0:root:/root:/sbin/nologin

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inspects the image built by build.sh without running it (containers cannot run on
 # our CI machines): it runs as uid 65532, holds exactly its four files (so no shell),
-# its binary is static and answers `version` with the image's version label, its
+# its binary is static, built with -tags production (it refuses `dev` and `sandbox`: no
+# test-only code in it, PCI DSS 6.5.6) and answers `version` with the image's version label, its
 # entrypoint, command, ports and healthcheck are the Dockerfile's, and it is < 40 MB.
 #
 #   deploy/image/check.sh [IMAGE]        (default chdproxy:latest)
@@ -53,7 +54,15 @@ if command -v "$GO" >/dev/null; then
   info=$("$GO" version -m "$root/chdproxy")
   grep -q $'build\tCGO_ENABLED=0' <<<"$info" && grep -q $'build\t-trimpath=true' <<<"$info" \
     && pass "static (CGO_ENABLED=0) and -trimpath" || fail "not built with CGO_ENABLED=0 and -trimpath:"$'\n'"$info"
+  grep -q $'build\t-tags=production' <<<"$info" && pass "built with -tags production" || fail "not built with -tags production (go version -m)"
+  grep -q 'alicebob/miniredis' <<<"$info" && fail "the binary holds miniredis" || pass "no miniredis module in the binary"
 fi
+# --help: a default build answers it and exits 0 instead of starting the command.
+for cmd in dev sandbox; do
+  if out=$("$root/chdproxy" "$cmd" --help 2>&1); then fail "/chdproxy $cmd exists (a default build, not -tags production)"
+  elif grep -q "unknown command \"$cmd\"" <<<"$out"; then pass "/chdproxy $cmd: unknown command (production build)"
+  else fail "/chdproxy $cmd: $(head -1 <<<"$out")"; fi
+done
 
 size=$(du -sb "$root" | cut -f1)
 if [ "$size" -lt "$MAX_BYTES" ]; then pass "size $((size / 1000)) kB (< 40 MB)"; else fail "size $size bytes, want < $MAX_BYTES"; fi

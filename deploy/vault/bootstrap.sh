@@ -11,6 +11,14 @@
 # 5. OUT_DIR/role_id and OUT_DIR/secret_id (mode 0600), the AppRole login of chdproxy
 #    or of its Vault Agent; a run writes a new secret_id and keeps the old ones valid
 #    until their TTL (CHDPROXY_SECRET_ID_TTL, default 0 = none)
+# 6. with CHDPROXY_K8S_HOST set: Kubernetes auth at kubernetes/, role "chdproxy" bound to
+#    the service account CHDPROXY_K8S_SERVICE_ACCOUNT (default chdproxy) in namespace
+#    CHDPROXY_K8S_NAMESPACE (default chdproxy), audience CHDPROXY_K8S_AUDIENCE (default
+#    vault), the same policy and TTLs. Vault reviews each login's JWT with that API
+#    server's TokenReview (CA: CHDPROXY_K8S_CA_FILE); disable_local_ca_jwt, so a Vault
+#    outside the cluster works too: the reviewer is CHDPROXY_K8S_REVIEWER_JWT_FILE's
+#    token, else the login JWT itself (its service account then needs the
+#    system:auth-delegator ClusterRole).
 # The `vault` CLI is $VAULT (default: vault on PATH); the Vault server binary is it too.
 set -euo pipefail
 out=${1:?usage: bootstrap.sh OUT_DIR}
@@ -57,6 +65,20 @@ enabled auth approle || "$VAULT" auth enable approle >/dev/null
   token_policies=chdproxy \
   token_ttl=1h token_max_ttl=24h token_type=service \
   secret_id_ttl="${CHDPROXY_SECRET_ID_TTL:-0}" >/dev/null
+
+if [[ -n ${CHDPROXY_K8S_HOST:-} ]]; then
+  enabled auth kubernetes || "$VAULT" auth enable kubernetes >/dev/null
+  k8s=(kubernetes_host="$CHDPROXY_K8S_HOST" disable_local_ca_jwt=true)
+  if [[ -n ${CHDPROXY_K8S_CA_FILE:-} ]]; then k8s+=(kubernetes_ca_cert=@"$CHDPROXY_K8S_CA_FILE"); fi
+  if [[ -n ${CHDPROXY_K8S_REVIEWER_JWT_FILE:-} ]]; then k8s+=(token_reviewer_jwt=@"$CHDPROXY_K8S_REVIEWER_JWT_FILE"); fi
+  "$VAULT" write auth/kubernetes/config "${k8s[@]}" >/dev/null
+  "$VAULT" write auth/kubernetes/role/chdproxy \
+    bound_service_account_names="${CHDPROXY_K8S_SERVICE_ACCOUNT:-chdproxy}" \
+    bound_service_account_namespaces="${CHDPROXY_K8S_NAMESPACE:-chdproxy}" \
+    audience="${CHDPROXY_K8S_AUDIENCE:-vault}" \
+    token_policies=chdproxy token_ttl=1h token_max_ttl=24h token_type=service >/dev/null
+  echo "bootstrap: Kubernetes auth role chdproxy ready" >&2
+fi
 
 umask 077
 mkdir -p "$out"

@@ -1,9 +1,12 @@
-// Package doccheck holds only a test: it keeps the code and test references in
-// docs/pci (and the README's Layout table) pointing at files and tests that exist.
+// Package doccheck holds only tests that keep docs/pci true: its code and test
+// references (and the README's Layout table) point at files and tests that exist,
+// in the file they are cited with; each diagram's SVG is rendered from its current
+// source; and every command of key-management.md runs (keymgmt_test.go).
 package doccheck
 
 import (
 	"bufio"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,7 +22,14 @@ const repoRoot = "../.."
 var docs = []string{
 	"docs/pci/requirements.md",
 	"docs/pci/threat-model.md",
+	"docs/pci/scope.md",
+	"docs/pci/key-management.md",
 }
+
+// pendingMark marks a line naming work another change is delivering: what it names
+// may not exist yet, so it is reported in the log instead of failing the test.
+// Removing the mark makes the line checked like any other.
+const pendingMark = "(test: pending integration)"
 
 var (
 	backticked = regexp.MustCompile("`([^`]+)`")
@@ -29,15 +39,16 @@ var (
 )
 
 type ref struct {
-	doc  string
-	line int
-	text string
+	doc     string
+	line    int
+	text    string
+	pending bool // on a line with pendingMark
 }
 
 // pathRef reports whether a backticked span names a repository file or folder:
-// it has a '/', no spaces, and ends in a known extension or in '/'.
+// it has a '/', no spaces and no URL scheme, and ends in a known extension or in '/'.
 func pathRef(s string) bool {
-	if !strings.Contains(s, "/") || strings.ContainsAny(s, " {}") || strings.HasPrefix(s, "/") {
+	if !strings.Contains(s, "/") || strings.ContainsAny(s, " {}") || strings.HasPrefix(s, "/") || strings.Contains(s, "://") {
 		return false
 	}
 	if strings.HasSuffix(s, "/") {
@@ -84,6 +95,7 @@ func scan(t *testing.T, doc string, layoutOnly bool) (paths, dirs, tests []ref) 
 	inLayout := false
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
+		pending := strings.Contains(line, pendingMark)
 		if layoutOnly {
 			if strings.HasPrefix(line, "## ") {
 				inLayout = strings.TrimSpace(line) == "## Layout"
@@ -95,17 +107,17 @@ func scan(t *testing.T, doc string, layoutOnly bool) (paths, dirs, tests []ref) 
 			cells := strings.Split(line, "|")
 			if len(cells) > 1 {
 				for _, m := range backticked.FindAllStringSubmatch(cells[1], -1) {
-					dirs = append(dirs, ref{doc, n, m[1]})
+					dirs = append(dirs, ref{doc, n, m[1], false})
 				}
 			}
 		}
 		for _, m := range backticked.FindAllStringSubmatch(line, -1) {
 			if pathRef(m[1]) {
-				paths = append(paths, ref{doc, n, m[1]})
+				paths = append(paths, ref{doc, n, m[1], pending})
 			}
 		}
 		for _, m := range testName.FindAllString(line, -1) {
-			tests = append(tests, ref{doc, n, m})
+			tests = append(tests, ref{doc, n, m, pending})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -148,8 +160,8 @@ func definedTests(t *testing.T) map[string]bool {
 }
 
 // TestPCIDocsReferenceExistingCodeAndTests fails for every file, folder or test
-// named in docs/pci/requirements.md, docs/pci/threat-model.md or the README's
-// Layout table that does not exist in the repository.
+// named in docs/pci/requirements.md, threat-model.md, scope.md, key-management.md
+// or the README's Layout table that does not exist in the repository.
 func TestPCIDocsReferenceExistingCodeAndTests(t *testing.T) {
 	defined := definedTests(t)
 	if len(defined) == 0 {
@@ -169,7 +181,7 @@ func TestPCIDocsReferenceExistingCodeAndTests(t *testing.T) {
 		for _, r := range paths {
 			checked++
 			if !exists(r.text) {
-				t.Errorf("%s:%d: `%s` names no file or folder of the repository", r.doc, r.line, r.text)
+				report(t, r, fmt.Sprintf("%s:%d: `%s` names no file or folder of the repository", r.doc, r.line, r.text))
 			}
 		}
 		for _, r := range dirs {
@@ -181,11 +193,21 @@ func TestPCIDocsReferenceExistingCodeAndTests(t *testing.T) {
 		for _, r := range tests {
 			checked++
 			if !defined[r.text] {
-				t.Errorf("%s:%d: %s is not defined as func %s( in any *_test.go file", r.doc, r.line, r.text, r.text)
+				report(t, r, fmt.Sprintf("%s:%d: %s is not defined as func %s( in any *_test.go file", r.doc, r.line, r.text, r.text))
 			}
 		}
 	}
 	if checked == 0 {
 		t.Fatal("found no references at all: the documents' format changed?")
 	}
+}
+
+// report fails the test for a missing reference, or logs it on a pending line.
+func report(t *testing.T, r ref, msg string) {
+	t.Helper()
+	if r.pending {
+		t.Logf("pending integration: %s", msg)
+		return
+	}
+	t.Error(msg)
 }

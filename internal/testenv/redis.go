@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 type RedisServer struct {
 	Addr string // "127.0.0.1:port"
 	*Proc
+	start func() (*Proc, error) // the same server again: same port, folder and arguments
 }
 
 // RedisBin locates redis-server: $CHDPROXY_REDIS_BIN, else PATH. It returns
@@ -54,7 +56,7 @@ func startRedisWith(dir string, pair bool, extra func(port int) []string) (*Redi
 		return nil, &MissingError{"redis-server not found (install it or set CHDPROXY_REDIS_BIN)"}
 	}
 	addr := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-	p, port, err := startServer("redis-server", bin, dir, "redis.log", pair, 10*time.Second, func(port int) []string {
+	args := func(port int) []string {
 		args := []string{
 			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", dir,
@@ -64,11 +66,48 @@ func startRedisWith(dir string, pair bool, extra func(port int) []string) (*Redi
 			args = append(args, extra(port)...)
 		}
 		return args
-	}, func(port int) error { return redisPing(addr(port)) })
+	}
+	p, port, err := startServer("redis-server", bin, dir, "redis.log", pair, 10*time.Second, args, func(port int) error { return redisPing(addr(port)) })
 	if err != nil {
 		return nil, err
 	}
-	return &RedisServer{Addr: addr(port), Proc: p}, nil
+	restarts := 0
+	return &RedisServer{Addr: addr(port), Proc: p, start: func() (*Proc, error) {
+		restarts++
+		p, err := StartProc("redis-server", bin, args(port), ChildEnv(dir), filepath.Join(dir, "redis."+strconv.Itoa(restarts)+".log"))
+		if err != nil {
+			return nil, err
+		}
+		if err := p.WaitFor(10*time.Second, func() error { return redisPing(addr(port)) }); err != nil {
+			p.Stop()
+			return nil, err
+		}
+		return p, nil
+	}}, nil
+}
+
+// RedisDurable is Redis with an append-only file fsynced at every write, as a
+// production Redis keeps its data: after Stop (SIGKILL) and Restart it holds every
+// write it acknowledged.
+func RedisDurable(t testing.TB) *RedisServer {
+	t.Helper()
+	return RedisWith(t, "--appendonly", "yes", "--appendfsync", "always")
+}
+
+// Restart starts the server again after Stop (a kill), on the same address, in the
+// same folder and with the same arguments, and waits until it answers PING; a
+// RedisDurable comes back with its data, any other empty. It fails if the port was
+// taken meanwhile. Not safe to call concurrently with Stop.
+func (s *RedisServer) Restart() error {
+	if !s.exited() {
+		return errString("redis-server restart: it is still running (Stop it first)")
+	}
+	p, err := s.start()
+	if err != nil {
+		return err
+	}
+	s.Proc = p
+	return nil
 }
 
 // redisPing sends an inline PING and expects +PONG (or NOAUTH).

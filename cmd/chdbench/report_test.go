@@ -1,0 +1,83 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func ptr(v float64) *float64 { return &v }
+
+// testReport is a run whose figures sit on either side of issue 15's targets.
+func testReport() *report {
+	r := &report{Options: reportOptions{Concurrency: []int{1, 64}}}
+	r.Parts = []part{
+		{Name: "Vault transit decrypt, 1 item", P50: 0.30, P99: 1.00},
+		{Name: "Redis pipeline of GET + 2 EXISTS", P50: 0.03, P99: 0.20},
+		{Name: "append 400 bytes + fsync", P50: 0.07, P99: 0.30},
+		{Name: "HTTP round trip to chdproxy", P50: 0.10, P99: 0.40},
+		{Name: "HTTPS round trip to the sandbox", P50: 0.05, P99: 0.10},
+	} // sums: p50 0.55 ms, p99 2.00 ms
+	fwd := func(path string, c int, rate, frac, rps, p50, p99, cpu float64) row {
+		x := row{Scenario: "forward", Path: path, Concurrency: c, Rate: rate, Fraction: frac, Requests: 100, RPS: rps, P50: p50, P99: p99}
+		if path == pathChdproxy {
+			x.CPUPer1k = ptr(cpu)
+		}
+		return x
+	}
+	r.Rows = []row{
+		fwd(pathDirect, 1, 0, 0, 5000, 0.1, 1, 0),
+		fwd(pathChdproxy, 1, 0, 0, 400, 0.80, 5, 1.2), // p50 ≤ 0.55 + 0.3: met
+		fwd(pathDirect, 64, 0, 0, 4000, 8, 40, 0),
+		fwd(pathChdproxy, 64, 0, 0, 1500, 30, 90, 0.5), // 1500 ≥ 0.35 × 5000? no
+		fwd(pathDirect, 150, 150, 0.10, 150, 0.4, 1, 0),
+		fwd(pathChdproxy, 150, 150, 0.10, 150, 1.5, 5.9, 0.74), // p99 5.9 ≤ 6: met; CPU 0.74 ≤ 0.75: met
+		fwd(pathDirect, 375, 375, 0.25, 375, 0.4, 1, 0),
+		fwd(pathChdproxy, 375, 375, 0.25, 375, 2, 6.1, 0.6), // p99 6.1 > 6: not met
+		{Scenario: "tokenize", Path: pathChdproxy, Concurrency: 64, Requests: 100, RPS: 2500},
+		{Scenario: "tokenize", Path: pathFloor, Concurrency: 64, Requests: 100, RPS: 5000}, // 0.5×: met
+	}
+	return r
+}
+
+func TestTargetsAreComputedAsRatiosOfTheSameRun(t *testing.T) {
+	r := testReport()
+	r.compute()
+	want := map[string]bool{
+		"forward p99 at 10% of best (150 req/s) vs the parts' p99s": true,
+		"forward p99 at 25% of best (375 req/s) vs the parts' p99s": false,
+		"forward p50 at c=1 vs the parts' p50s":                     true,
+		"chdproxy CPU per forward at 10% of best vs at saturation":  true,
+		"forward throughput at saturation vs direct":                false,
+		"tokenize throughput at saturation vs floor":                true,
+	}
+	got := map[string]bool{}
+	for _, x := range r.Targets {
+		if x.Issue == 15 {
+			got[x.Name] = x.Met
+		}
+	}
+	for name, met := range want {
+		m, ok := got[name]
+		if !ok {
+			t.Errorf("target %q is missing; got %v", name, got)
+			continue
+		}
+		if m != met {
+			t.Errorf("target %q: got met=%v, want %v", name, m, met)
+		}
+	}
+}
+
+func TestTheSweepAndWhereTheTimeGoesAreInTheReport(t *testing.T) {
+	r := testReport()
+	r.compute()
+	md := string(r.markdown())
+	for _, s := range []string{"## Forward sweep", "| 150/s | 10% |", "| 375/s | 25% |", "## Where the time goes", "**not met**"} {
+		if !strings.Contains(md, s) {
+			t.Errorf("the report lacks %q", s)
+		}
+	}
+	if strings.Contains(md, "%!") {
+		t.Errorf("the report has a formatting error: %q", md[strings.Index(md, "%!")-40:][:80])
+	}
+}
