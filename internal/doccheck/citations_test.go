@@ -14,13 +14,10 @@ import (
 var fileThenTests = regexp.MustCompile("`([A-Za-z0-9_./-]+_test\\.go)` \\(([^)]*)\\)")
 
 // misplacedCitations returns a problem for every test a line of doc cites after a
-// file that does not define it. Pending lines are skipped.
+// file that does not define it.
 func misplacedCitations(doc string, defines func(file, test string) bool) []string {
 	var problems []string
 	for n, line := range strings.Split(doc, "\n") {
-		if strings.Contains(line, pendingMark) {
-			continue
-		}
 		for _, m := range fileThenTests.FindAllStringSubmatch(line, -1) {
 			for _, test := range testName.FindAllString(m[2], -1) {
 				if !defines(m[1], test) {
@@ -59,10 +56,10 @@ func TestPCIDocsCiteEachTestInItsOwnFile(t *testing.T) {
 }
 
 func TestMisplacedCitationsAreFound(t *testing.T) {
-	doc := "| a | `x/a_test.go` (`TestHere`, `TestElsewhere`) |\n| b | `x/b_test.go` (`TestMissing`) (test: pending integration) |\n"
+	doc := "| a | `x/a_test.go` (`TestHere`, `TestElsewhere`) |\n| b | `x/b_test.go` (`TestMissing`) |\n"
 	defines := func(file, test string) bool { return file == "x/a_test.go" && test == "TestHere" }
 	got := misplacedCitations(doc, defines)
-	if len(got) != 1 || got[0] != "line 1: TestElsewhere is not in x/a_test.go" {
-		t.Errorf("got %q, want only TestElsewhere on line 1", got)
+	if len(got) != 2 || got[0] != "line 1: TestElsewhere is not in x/a_test.go" || got[1] != "line 2: TestMissing is not in x/b_test.go" {
+		t.Errorf("got %q, want TestElsewhere on line 1 and TestMissing on line 2", got)
 	}
 }

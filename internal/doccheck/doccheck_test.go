@@ -6,7 +6,6 @@ package doccheck
 
 import (
 	"bufio"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,11 +25,6 @@ var docs = []string{
 	"docs/pci/key-management.md",
 }
 
-// pendingMark marks a line naming work another change is delivering: what it names
-// may not exist yet, so it is reported in the log instead of failing the test.
-// Removing the mark makes the line checked like any other.
-const pendingMark = "(test: pending integration)"
-
 var (
 	backticked = regexp.MustCompile("`([^`]+)`")
 	testName   = regexp.MustCompile(`\bTest[A-Z][A-Za-z0-9_]*`)
@@ -39,10 +33,9 @@ var (
 )
 
 type ref struct {
-	doc     string
-	line    int
-	text    string
-	pending bool // on a line with pendingMark
+	doc  string
+	line int
+	text string
 }
 
 // pathRef reports whether a backticked span names a repository file or folder:
@@ -95,7 +88,6 @@ func scan(t *testing.T, doc string, layoutOnly bool) (paths, dirs, tests []ref) 
 	inLayout := false
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
-		pending := strings.Contains(line, pendingMark)
 		if layoutOnly {
 			if strings.HasPrefix(line, "## ") {
 				inLayout = strings.TrimSpace(line) == "## Layout"
@@ -107,17 +99,17 @@ func scan(t *testing.T, doc string, layoutOnly bool) (paths, dirs, tests []ref) 
 			cells := strings.Split(line, "|")
 			if len(cells) > 1 {
 				for _, m := range backticked.FindAllStringSubmatch(cells[1], -1) {
-					dirs = append(dirs, ref{doc, n, m[1], false})
+					dirs = append(dirs, ref{doc, n, m[1]})
 				}
 			}
 		}
 		for _, m := range backticked.FindAllStringSubmatch(line, -1) {
 			if pathRef(m[1]) {
-				paths = append(paths, ref{doc, n, m[1], pending})
+				paths = append(paths, ref{doc, n, m[1]})
 			}
 		}
 		for _, m := range testName.FindAllString(line, -1) {
-			tests = append(tests, ref{doc, n, m, pending})
+			tests = append(tests, ref{doc, n, m})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -181,7 +173,7 @@ func TestPCIDocsReferenceExistingCodeAndTests(t *testing.T) {
 		for _, r := range paths {
 			checked++
 			if !exists(r.text) {
-				report(t, r, fmt.Sprintf("%s:%d: `%s` names no file or folder of the repository", r.doc, r.line, r.text))
+				t.Errorf("%s:%d: `%s` names no file or folder of the repository", r.doc, r.line, r.text)
 			}
 		}
 		for _, r := range dirs {
@@ -193,21 +185,11 @@ func TestPCIDocsReferenceExistingCodeAndTests(t *testing.T) {
 		for _, r := range tests {
 			checked++
 			if !defined[r.text] {
-				report(t, r, fmt.Sprintf("%s:%d: %s is not defined as func %s( in any *_test.go file", r.doc, r.line, r.text, r.text))
+				t.Errorf("%s:%d: %s is not defined as func %s( in any *_test.go file", r.doc, r.line, r.text, r.text)
 			}
 		}
 	}
 	if checked == 0 {
 		t.Fatal("found no references at all: the documents' format changed?")
 	}
-}
-
-// report fails the test for a missing reference, or logs it on a pending line.
-func report(t *testing.T, r ref, msg string) {
-	t.Helper()
-	if r.pending {
-		t.Logf("pending integration: %s", msg)
-		return
-	}
-	t.Error(msg)
 }
