@@ -100,10 +100,21 @@ func (a *admin) policy(w http.ResponseWriter, _ *http.Request, _ Key) error {
 // deleteToken removes a token of the caller's merchant; shared by the admin and
 // forward listeners.
 func (d *deps) deleteToken(w http.ResponseWriter, r *http.Request, key Key) error {
-	merchant := key.Merchant
+	return d.onToken(r, func(ctx context.Context, id string) error {
+		if err := d.Vault.Delete(ctx, key.Merchant, id); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+}
+
+// onToken runs op on the path's token id once the attempt record is written, within
+// the Vault bound. A malformed id answers exactly like an unknown one.
+func (d *deps) onToken(r *http.Request, op func(ctx context.Context, id string) error) error {
 	id := mux.Vars(r)["id"]
 	if !vault.ValidTokenID(id) {
-		return errTokenNotFound // malformed ids answer exactly like unknown ones
+		return errTokenNotFound
 	}
 	info(r).token = id
 	if err := d.attempt(r); err != nil {
@@ -114,9 +125,5 @@ func (d *deps) deleteToken(w http.ResponseWriter, r *http.Request, key Key) erro
 		return err
 	}
 	defer done()
-	if err := d.Vault.Delete(ctx, merchant, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return op(ctx, id)
 }

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
 
 	"github.com/chdproxy/chdproxy/policy"
@@ -474,23 +473,12 @@ func upstreamError(err error, sent bool) error {
 }
 
 func (f *forward) metadata(w http.ResponseWriter, r *http.Request, key Key) error {
-	id := mux.Vars(r)["id"]
-	if !vault.ValidTokenID(id) {
-		return errTokenNotFound
-	}
-	info(r).token = id
-	if err := f.attempt(r); err != nil {
-		return err
-	}
-	ctx, done, err := f.vaultCall(r.Context())
-	if err != nil {
-		return err
-	}
-	defer done()
-	meta, err := f.Vault.Metadata(ctx, key.Merchant, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, tokenDetails{viewOf(meta), meta.CreatedAt})
-	return nil
+	return f.onToken(r, func(ctx context.Context, id string) error {
+		meta, err := f.Vault.Metadata(ctx, key.Merchant, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, tokenDetails{viewOf(meta), meta.CreatedAt})
+		return nil
+	})
 }

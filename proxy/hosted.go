@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -131,23 +132,12 @@ type cvvSessionView struct {
 // tokens, for its checkout page to mount the CVV frame with. Another merchant's
 // token answers as an unknown one; a wallet token is refused as not a card.
 func (f *forward) createCVVSession(w http.ResponseWriter, r *http.Request, key Key) error {
-	id := mux.Vars(r)["id"]
-	if !vault.ValidTokenID(id) {
-		return errTokenNotFound
-	}
-	info(r).token = id
-	if err := f.attempt(r); err != nil {
-		return err
-	}
-	ctx, done, err := f.vaultCall(r.Context())
-	if err != nil {
-		return err
-	}
-	defer done()
-	s, err := f.Vault.NewCVVSession(ctx, key.Merchant, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, cvvSessionView{Session: s.ID, ExpiresAt: s.ExpiresAt})
-	return nil
+	return f.onToken(r, func(ctx context.Context, id string) error {
+		s, err := f.Vault.NewCVVSession(ctx, key.Merchant, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, cvvSessionView{Session: s.ID, ExpiresAt: s.ExpiresAt})
+		return nil
+	})
 }

@@ -55,28 +55,42 @@ func runDev(args []string) error {
 	return dev(ctx, args, os.Stdout, os.Stderr)
 }
 
+// devFlags are dev's command line: every address on loopback.
+type devFlags struct {
+	stateDir, collectAddr, forwardAddr, adminAddr, sandboxAddr, demoAddr string
+	origins                                                              multiFlag
+}
+
+func parseDevFlags(args []string) (*devFlags, error) {
+	fs := newFlagSet("dev", "dev [--state-dir DIR] [--origin ORIGIN]... [--collect-addr|--forward-addr|--admin-addr|--sandbox-addr|--demo-addr ADDR]")
+	f := &devFlags{}
+	fs.StringVar(&f.stateDir, "state-dir", ".dev", "folder for dev.json")
+	fs.StringVar(&f.collectAddr, "collect-addr", "127.0.0.1:8080", "collect listener")
+	fs.StringVar(&f.forwardAddr, "forward-addr", "127.0.0.1:8081", "forward listener")
+	fs.StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:8082", "admin listener")
+	fs.StringVar(&f.sandboxAddr, "sandbox-addr", "127.0.0.1:8083", "SmartPayments sandbox")
+	fs.StringVar(&f.demoAddr, "demo-addr", "127.0.0.1:3000", "the demo checkout, served as http://localhost:PORT (checkout_url)")
+	fs.Var(&f.origins, "origin", "another browser origin allowed to tokenize (repeatable; the demo checkout's is always allowed)")
+	if err := fs.parse(args, 0); err != nil {
+		return nil, err
+	}
+	if err := loopbackOnly(map[string]string{"collect-addr": f.collectAddr, "forward-addr": f.forwardAddr, "admin-addr": f.adminAddr, "sandbox-addr": f.sandboxAddr, "demo-addr": f.demoAddr}); err != nil {
+		return nil, err
+	}
+	if o := demoOrigin(f.demoAddr); !slices.Contains(f.origins, o) {
+		f.origins = append(f.origins, o) // registered exactly as the browser spells the page's origin
+	}
+	return f, nil
+}
+
 // dev runs until ctx ends, printing the walk-through to out and logging to logw.
 func dev(ctx context.Context, args []string, out, logw io.Writer) error {
-	fs := newFlagSet("dev", "dev [--state-dir DIR] [--origin ORIGIN]... [--collect-addr|--forward-addr|--admin-addr|--sandbox-addr|--demo-addr ADDR]")
-	stateDir := fs.String("state-dir", ".dev", "folder for dev.json")
-	collectAddr := fs.String("collect-addr", "127.0.0.1:8080", "collect listener")
-	forwardAddr := fs.String("forward-addr", "127.0.0.1:8081", "forward listener")
-	adminAddr := fs.String("admin-addr", "127.0.0.1:8082", "admin listener")
-	sandboxAddr := fs.String("sandbox-addr", "127.0.0.1:8083", "SmartPayments sandbox")
-	demoAddr := fs.String("demo-addr", "127.0.0.1:3000", "the demo checkout, served as http://localhost:PORT (checkout_url)")
-	var origins multiFlag
-	fs.Var(&origins, "origin", "another browser origin allowed to tokenize (repeatable; the demo checkout's is always allowed)")
-	if err := fs.parse(args, 0); err != nil {
+	f, err := parseDevFlags(args)
+	if err != nil {
 		return err
 	}
-	if err := loopbackOnly(map[string]string{"collect-addr": *collectAddr, "forward-addr": *forwardAddr, "admin-addr": *adminAddr, "sandbox-addr": *sandboxAddr, "demo-addr": *demoAddr}); err != nil {
-		return err
-	}
-	checkoutOrigin := demoOrigin(*demoAddr)
-	if !slices.Contains(origins, checkoutOrigin) {
-		origins = append(origins, checkoutOrigin) // registered exactly as the browser spells the page's origin
-	}
-	sandboxURL := "http://" + *sandboxAddr
+	checkoutOrigin := demoOrigin(f.demoAddr)
+	sandboxURL := "http://" + f.sandboxAddr
 	pol, err := devPolicy(sandboxURL)
 	if err != nil {
 		return err
@@ -91,8 +105,8 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	defer stopStore()
 
 	st := devState{
-		CollectURL: "http://" + *collectAddr, ForwardURL: "http://" + *forwardAddr,
-		AdminURL: "http://" + *adminAddr, SandboxURL: sandboxURL, CheckoutURL: checkoutOrigin + "/", Merchant: devMerchant,
+		CollectURL: "http://" + f.collectAddr, ForwardURL: "http://" + f.forwardAddr,
+		AdminURL: "http://" + f.adminAddr, SandboxURL: sandboxURL, CheckoutURL: checkoutOrigin + "/", Merchant: devMerchant,
 	}
 	keys, err := devKeys(&st)
 	if err != nil {
@@ -105,17 +119,17 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	sandbox := smartpay.NewSandbox(smartpay.Options{BaseURL: sandboxURL, Logger: log})
 	defer sandbox.Close()
 
-	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
+	if err := os.MkdirAll(f.stateDir, 0o700); err != nil {
 		return err
 	}
-	audit, auditFile, err := proxy.OpenAuditFile(filepath.Join(*stateDir, "audit.jsonl"), pol.Hash)
+	audit, auditFile, err := proxy.OpenAuditFile(filepath.Join(f.stateDir, "audit.jsonl"), pol.Hash)
 	if err != nil {
 		return err
 	}
 	defer auditFile.Close()
 	defer reopenOnHUP(log, audit, nil)()
 	pc := proxy.Config{
-		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: devMerchant, Origins: origins}},
+		Policy: pol, Vault: v, Keys: keys, Merchants: []proxy.Merchant{{ID: devMerchant, Origins: f.origins}},
 		Log: log, Audit: audit, Redis: rdb, IdempotencySecret: randomSecret(), Dev: true,
 	}
 	ls, err := proxy.New(pc)
@@ -124,24 +138,24 @@ func dev(ctx context.Context, args []string, out, logw io.Writer) error {
 	}
 	defer ls.Close()
 	served := []listener{
-		{name: "collect", addr: *collectAddr, handler: ls.Collect},
-		{name: "forward", addr: *forwardAddr, handler: ls.Forward},
-		{name: "admin", addr: *adminAddr, handler: ls.Admin},
-		{name: "sandbox", addr: *sandboxAddr, handler: sandbox.Handler()},
-		{name: "demo", addr: *demoAddr, handler: checkout},
+		{name: "collect", addr: f.collectAddr, handler: ls.Collect},
+		{name: "forward", addr: f.forwardAddr, handler: ls.Forward},
+		{name: "admin", addr: f.adminAddr, handler: ls.Admin},
+		{name: "sandbox", addr: f.sandboxAddr, handler: sandbox.Handler()},
+		{name: "demo", addr: f.demoAddr, handler: checkout},
 	}
 	b, err := bind(served) // dev.json only once every address is ours: its keys then work
 	if err != nil {
 		return err
 	}
-	if err := writeDevState(*stateDir, st); err != nil {
+	if err := writeDevState(f.stateDir, st); err != nil {
 		b.close()
 		return err
 	}
-	b.timeouts = proxy.ServerTimeouts(pc) // as serve: no server cuts a request its deadline allows
+	b.timeouts = proxy.ServerTimeouts(pc)                   // as serve: no server cuts a request its deadline allows
 	b.shutdown = shutdown{drain: ls.Drain, probes: "admin"} // no load balancer to wait for
-	printWalkthrough(out, filepath.Join(*stateDir, "dev.json"), st)
-	log.WithField("state", filepath.Join(*stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
+	printWalkthrough(out, filepath.Join(f.stateDir, "dev.json"), st)
+	log.WithField("state", filepath.Join(f.stateDir, "dev.json")).Info("chdproxy dev is up (dev cipher, miniredis: nothing here is for real card data)")
 	return serveRecorded(ctx, b, ls, log, audit, "dev", 1, keys.Len())
 }
 
