@@ -14,9 +14,9 @@ import (
 
 // Detokenization takes three steps so that a caller can check a token before
 // anything is decrypted, and do its own work (the forward path writes its
-// audit record) while transit decrypts the CVV: Lookup reads the token,
-// Decrypt starts decrypting the CVV, Reveal decrypts the payload, consumes what
-// is one-time and returns the card data — or Discard drops it and consumes
+// audit record) while transit decrypts: Lookup reads the token, Decrypt starts
+// decrypting the payload and the CVV, Reveal waits for them, consumes what is
+// one-time and returns the card data — or Discard drops it and consumes
 // nothing.
 
 // errSpent: Reveal after Reveal or Discard. The plaintexts are gone by then.
@@ -67,19 +67,19 @@ func (Secret) MarshalJSON() ([]byte, error) {
 // Decryption is a decryption under way. Call Reveal or Discard once; Discard
 // after Reveal does nothing, so a deferred Discard is safe.
 type Decryption struct {
-	v       *Vault
-	ctx     context.Context // the caller's: Reveal consumes under it
-	rec     *Record
-	withCVV bool
-	dctx    context.Context    // the transit calls': ends with cancel
-	cancel  context.CancelFunc // stops the transit calls of a discarded decryption
-	done    chan struct{}      // closed once cvv and cvvErr are set (at once without a CVV)
-	payload []byte
-	cvv     []byte
-	cvvErr  error
-	state   atomic.Int32 // waiting, then delivered (by run) or abandoned (by Discard)
-	claimed atomic.Bool  // Reveal or Discard was called
-	took    *taken       // what Reveal consumed, for Restore; nil: nothing
+	v                  *Vault
+	ctx                context.Context // the caller's: Reveal consumes under it
+	rec                *Record
+	withCVV            bool
+	dctx               context.Context    // the transit calls': ends with cancel
+	cancel             context.CancelFunc // stops the transit calls of a discarded decryption
+	done               chan struct{}      // closed once payload, cvv and their errors are set
+	payload            []byte
+	cvv                []byte
+	payloadErr, cvvErr error
+	state              atomic.Int32 // waiting, then delivered (by run) or abandoned (by Discard)
+	claimed            atomic.Bool  // Reveal or Discard was called
+	took               *taken       // what Reveal consumed, for Restore; nil: nothing
 }
 
 // taken is exactly what one Reveal removed from Redis: the CVV ciphertext and the
@@ -90,13 +90,13 @@ type taken struct {
 	spent []byte // the card record as the take left it (no nonce); nil for a wallet token
 }
 
-// Decrypt starts decrypting rec's CVV in the background when withCVV, and
-// returns at once; the payload is decrypted by Reveal, on the caller's
-// goroutine (the caller's own work, the audit write, is the overlap: one
-// goroutine per detokenization at most, none without a CVV). Nothing is
-// consumed before Reveal. A card token without a live CVV gives
-// ErrCVVUnavailable at once when withCVV; withCVV is ignored for wallet
-// tokens, which have none.
+// Decrypt starts decrypting rec's payload, and its CVV when withCVV, in the
+// background, and returns at once: both transit calls overlap the caller's own
+// work (the forward path's audit fsync) and each other, so a detokenization
+// waits for the slower of them, not their sum. One goroutine without a CVV,
+// two with one. Nothing is consumed before Reveal. A card token without a live
+// CVV gives ErrCVVUnavailable at once when withCVV; withCVV is ignored for
+// wallet tokens, which have none.
 func (v *Vault) Decrypt(ctx context.Context, rec *Record, withCVV bool) (*Decryption, error) {
 	switch kind := rec.stored.Kind; {
 	case kind.Wallet():
@@ -108,20 +108,30 @@ func (v *Vault) Decrypt(ctx context.Context, rec *Record, withCVV bool) (*Decryp
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	d := &Decryption{v: v, ctx: ctx, dctx: dctx, rec: rec, withCVV: withCVV, cancel: cancel, done: make(chan struct{})}
-	if withCVV {
-		go d.run()
-	} else {
-		close(d.done)
-	}
+	go d.run()
 	return d, nil
 }
 
-// run decrypts the CVV.
+// run decrypts the payload and, beside it, the CVV; what nobody will read (a
+// discarded decryption) is wiped.
 func (d *Decryption) run() {
 	r := d.rec
-	d.cvv, d.cvvErr = decryptOne(d.dctx, d.v.transit, KeyCVV, r.st.cvv, []byte(r.merchant), r.stored.cvvAAD(r.token))
+	cvvDone := make(chan struct{})
+	if d.withCVV {
+		go func() {
+			d.cvv, d.cvvErr = decryptOne(d.dctx, d.v.transit, KeyCVV, r.st.cvv, []byte(r.merchant), r.stored.cvvAAD(r.token))
+			close(cvvDone)
+		}()
+	} else {
+		close(cvvDone)
+	}
+	d.payload, d.payloadErr = decryptOne(d.dctx, d.v.transit, KeyCard, r.stored.Ciphertext, []byte(r.merchant), r.stored.cardAAD(r.token))
+	if d.payloadErr != nil {
+		d.cancel() // the CVV is of no use now: do not wait for it
+	}
+	<-cvvDone
 	if !d.state.CompareAndSwap(waiting, delivered) {
-		wipe(d.cvv) // discarded meanwhile: nobody will read it
+		d.wipe() // discarded meanwhile: nobody will read them
 	}
 	close(d.done)
 }
@@ -148,15 +158,9 @@ func (d *Decryption) Reveal() (*Secret, error) {
 		return nil, errSpent
 	}
 	defer d.cancel()
-	r := d.rec
-	payload, err := decryptOne(d.dctx, d.v.transit, KeyCard, r.stored.Ciphertext, []byte(r.merchant), r.stored.cardAAD(r.token))
-	if err != nil {
-		d.cancel() // the CVV is of no use now: do not wait for it
-	}
 	<-d.done
-	d.payload = payload
 	defer d.wipe()
-	if err = firstErr(err, d.cvvErr); err != nil {
+	if err := firstErr(d.payloadErr, d.cvvErr); err != nil {
 		return nil, err
 	}
 	if d.rec.stored.Kind.Wallet() {
@@ -165,9 +169,8 @@ func (d *Decryption) Reveal() (*Secret, error) {
 	return d.v.revealed(d.revealCard())
 }
 
-// Discard abandons the decryption: nothing is consumed, and the CVV's
-// plaintext is wiped, now or when it arrives (the payload is never decrypted).
-// It does not wait for transit.
+// Discard abandons the decryption: nothing is consumed, and the plaintexts
+// are wiped, now or when they arrive. It does not wait for transit.
 func (d *Decryption) Discard() {
 	if !d.claimed.CompareAndSwap(false, true) {
 		return

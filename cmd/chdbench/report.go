@@ -306,10 +306,10 @@ func (r *report) budget(low int) {
 			"the hop alone is %.2f× the floor", low, p.P50, f.P50, hop, p.P50-f.P50-hop, (f.P50+hop)/f.P50))
 	}
 	if p, d := r.find("forward", pathChdproxy, low), r.find("forward", pathDirect, low); p != nil && d != nil && hop > 0 {
-		serial := hop + redisRT + fsync + decrypt
+		serial := hop + redisRT + max(fsync, decrypt) // card, CVV and fsync start together
 		r.Budget = append(r.Budget, fmt.Sprintf("forward at c=%d: chdproxy p50 %.2f ms = direct %.2f + HTTP hop %.2f "+
-			"+ 2 Redis round trips (token read, CVV GETDEL) %.2f + the attempt record's fsync %.2f + decrypt of the card %.2f "+
-			"(the CVV's decrypt runs beside both) + %.2f of the rest "+
+			"+ 2 Redis round trips (token read, CVV GETDEL) %.2f + the longer of the attempt record's fsync %.2f and "+
+			"a decrypt %.2f (the card's and the CVV's decrypts and the fsync run side by side) + %.2f of the rest "+
 			"(body scan for PANs, JSON parse and splice, HTTP/2 to the upstream, response scrub, access log, scheduling)",
 			low, p.P50, d.P50, hop, redisRT, fsync, decrypt, p.P50-d.P50-serial))
 	}
@@ -544,18 +544,57 @@ work, so read the ratios, not the milliseconds.
   the card's decrypt, which started another for the CVV's and waited for it; a writer
   goroutine started whenever records had queued behind an audit batch. Now: the audit trail is leader/follower group commit with no
   wait (the first record fsyncs at once, those arriving meanwhile share the next fsync,
-  written by one of their own callers); the payload is decrypted on the request's goroutine
-  and only the CVV's decrypt runs beside the attempt record's fsync (one goroutine with a
-  CVV, none without); the coalescer never waited (a lone call goes out at once on its
+  written by one of their own callers); the coalescer never waited (a lone call goes out at once on its
   caller's goroutine, ` + "`TestCoalescerIssuesALoneCallAtOnceOnTheCallersContext`" + `). What that
   changed could not be told from the noise on the shared machine: two before/after pairs run
   back to back (same load generator, 50/s and 200/s) moved chdproxy's CPU, context switches
   and read/write system calls per forward by up to ±20%, one pair each way; strace after the
   change: per forward at 50/s 23 futex, 27 nanosleep, 16 epoll_pwait, 10 write, 13 read, 2
   fsync. What a lone forward pays is dominated by the wake-ups around its round trips (below),
-  not by the hand-offs removed. The price: the card's decrypt now follows the attempt record's
-  fsync instead of overlapping it (a forward's p50 grows by about one fsync), which the p50
-  target already counts, as it adds the parts up.
+  not by the hand-offs removed.
+- **A lone forward's stages (issue 15, second round),** timed inside ` + "`chdproxy serve`" + ` under
+  chdbench's c=1 and 170/s forward phases (a temporary per-stage timer, since removed), p50 of
+  500 forwards: authentication 0.01 ms, idempotency 0.001, body read and raw-PAN scan 0.02,
+  JSON parse and upstream slot 0.03, Redis token read 0.13–0.18 (the part alone: 0.04), plan
+  0.02, attempt record write+fsync 0.21–0.25 (alone: 0.08–0.12; at c=1 it almost never waits
+  for the previous request's outcome fsync, which is over before the next request gets there),
+  then Reveal 0.96–1.14 (the card's decrypt, started only after the fsync, plus the CVV's
+  GETDEL), building the upstream request 0.015, upstream headers over HTTP/2 0.48–0.63 (direct
+  from the load generator: 0.14), reading and scrubbing the answer 0.1, answer write 0.015,
+  access log line 0.06–0.07, outcome record queued 0.02. The CVV's end after an accepted
+  payment costs nothing on this path: the bench's payments consume their CVV at injection
+  (one Redis script, inside Reveal), so no drop follows, and a drop, when one does (a payment
+  that did not ask for the CVV), is Redis only, no Vault call. What was serialized and could
+  overlap: the card's decrypt waited for the attempt fsync. Now Decrypt starts the card's and
+  the CVV's decrypts together, beside the fsync (one goroutine without a CVV, two with one;
+  nothing is consumed before the record is durable, as before), and Reveal only waits and
+  takes the CVV. Measured back to back (chdbench -only forward, c=1, c=64, 170/s, 4 s each):
+  c=1 p50 2.34 → 2.01 ms (0.86×), 170/s p50 2.88 → 2.54 ms and CPU per forward 2.06 → 1.88
+  ms (0.91×), saturation at c=64 1,022 → 1,872 req/s (the "before" run had 0.6 busy cores of
+  other work, so this ratio overstates). Reveal's wait is still 0.75–0.94 ms: two decrypts
+  at once cost Vault about 1 ms on this machine, against 0.55 for one alone.
+- **Runtime settings tried** (each on chdproxy alone, back to back with the same binary at
+  its default; run-to-run spread on this machine is about ±15%, so only a change seen in
+  every row counts). GOGC=200, now ` + "`chdproxy serve`" + `'s default unless GOGC or GOMEMLIMIT is set
+  (the in-process profile at c=64 had the collector at about 15% of the process's CPU, mark
+  workers and assists): CPU per forward at c=1 1.38 → 1.21 ms (0.87×), at 170/s 1.97 → 1.79
+  ms (0.91×), at c=256 0.574 → 0.523 ms (0.91×) with 1,537 → 1,732 req/s (1.13×); c=1 p50
+  2.15 → 1.92 ms; c=64 unchanged within the noise (1,760 → 1,721 req/s); peak RSS at c=256
+  59 → 77 MB, still under the 100 MB target. GOMAXPROCS=1 (not kept): CPU per forward at
+  170/s 1.88 → 1.45 ms (0.77×) and context switches per forward 52 → 37, but saturation
+  1,872 → 1,627 req/s (0.87×) and c=1 p50 unchanged (2.01 → 2.06 ms): it trades the
+  throughput target for the CPU one. The Vault client already keeps 64 idle connections per
+  host (vault/transit_config.go), so concurrent transit calls reuse connections instead of
+  opening new ones; Vault's dev server speaks plain HTTP, so HTTP/2 to it is not on offer.
+- **The tail at fixed rates is still open.** At 170/s the slow forwards are chdproxy's own
+  (its access log's duration p99 21 ms while the client saw 24) and come in bursts: several
+  requests in a row slow within one second, then none for seconds. Go's collector is not it
+  (gctrace at 170/s: 4 MB live, one cycle a second, 1–2 ms of concurrent mark, pauses under
+  0.3 ms). Across five 4-second runs of this round's code (GOGC 100 or 200) the p99 at 170/s
+  was 5, 9, 16, 24 and 25 ms, so the suspects left are what all requests in flight share and this machine's noise
+  feeds: the audit file's fsync (the ext4 journal commit also writes the access log's dirty
+  pages; its p90 inside chdproxy was 0.5–1.3 ms against the part's 0.1–0.3), Vault's own
+  pauses, and the load generator and sandbox on the same two cores.
 - **One Vault call per forward is not reachable without a design change.** A card and its
   CVV are under separate transit keys (the design gives the CVV its own), and transit batches only
   within one key, so a forward with a CVV makes two Vault calls, in parallel. Each is an
