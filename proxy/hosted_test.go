@@ -212,7 +212,7 @@ func TestCVVReCollectionPaysOnceWithTheFreshCVV(t *testing.T) {
 	if !recorded(h.waitAudit(t, recorded)) {
 		t.Error("the audit trail lacks the attach (status 200, the token) or the refused reuse")
 	}
-	h.assertNoCardData(t, fresh)
+	h.assertNoCardData(t) // the test CVVs, fresh among them, are matched as values, not as any three digits
 }
 
 func TestCVVAttachRefusals(t *testing.T) {
