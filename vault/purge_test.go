@@ -33,6 +33,9 @@ func seedMerchant(t *testing.T, v *Vault, s *Store, merchant string) []string {
 	if _, err := detokenize(v, merchant, w.Token, false); err != nil { // leaves the wallet-used marker
 		t.Fatalf("detokenize wallet: %v", err)
 	}
+	if _, err := v.NewCVVSession(bg, merchant, ids[0]); err != nil { // an open CVV session names a token
+		t.Fatalf("NewCVVSession: %v", err)
+	}
 	p := s.c.Pipeline()
 	for i := range purgeKeys {
 		tok := fmt.Sprintf("tok_seed%05d", i)
@@ -89,7 +92,7 @@ func TestPurgeDeletesOneMerchantOnRedisServer(t *testing.T) {
 	noErr(t, err, "Purge")
 
 	// 5 cards (record and CVV), the used wallet (its marker; its record was taken)
-	want := map[string]int64{"records": purgeKeys + 5, "cvvs": purgeKeys + 5, "wallet_used": purgeKeys + 1, "idempotency": purgeKeys}
+	want := map[string]int64{"records": purgeKeys + 5, "cvvs": purgeKeys + 5, "wallet_used": purgeKeys + 1, "cvv_sessions": 1, "idempotency": purgeKeys}
 	if !maps.Equal(counts, want) {
 		t.Errorf("counts: got %v, want %v", counts, want)
 	}
@@ -121,7 +124,7 @@ func TestPurgeDeletesOneMerchantOnRedisServer(t *testing.T) {
 	}
 	again, err := Purge(bg, rdb, spaces, PurgeOptions{})
 	noErr(t, err, "Purge again")
-	if again["records"]+again["cvvs"]+again["wallet_used"]+again["idempotency"] != 0 {
+	if again["records"]+again["cvvs"]+again["wallet_used"]+again["cvv_sessions"]+again["idempotency"] != 0 {
 		t.Errorf("a second purge: got %v, want nothing deleted", again)
 	}
 }

@@ -49,14 +49,15 @@ func (s *Store) key(space, merchant, token string) string {
 }
 
 // MerchantSpaces are the keyspaces of merchant's token keys (for Purge): records (with
-// their fingerprints), CVVs and wallet-used markers, each by the start of its keys. The
+// their fingerprints), CVVs, wallet-used markers and open CVV sessions (they name a
+// token), each by the start of its keys. The
 // ':' after the id, which cannot hold one, keeps "m_1" from naming the keys of "m_10".
 func (s *Store) MerchantSpaces(merchant string) ([]KeySpace, error) {
 	if !validMerchantID(merchant) {
 		return nil, errMerchantID
 	}
 	at := func(space string) string { return strings.TrimSuffix(s.key(space, merchant, ""), "{}") } // one layout: key's
-	return []KeySpace{{"records", at("rec")}, {"cvvs", at("cvv")}, {"wallet_used", at("used")}}, nil
+	return []KeySpace{{"records", at("rec")}, {"cvvs", at("cvv")}, {"wallet_used", at("used")}, {"cvv_sessions", at("cvs")}}, nil
 }
 
 // ping checks Redis.

@@ -156,11 +156,11 @@ func purgeMerchant(ctx context.Context, rdb redis.UniversalClient, prefix string
 	return vault.Purge(ctx, rdb, spaces, opts)
 }
 
-// countLine is "N records, N cvvs, N wallet_used, N idempotency (N keys)".
+// countLine is "N records, N cvvs, N wallet_used, N cvv_sessions, N idempotency (N keys)".
 func countLine(counts map[string]int64) string {
 	var parts []string
 	var total int64
-	for _, name := range []string{"records", "cvvs", "wallet_used", "idempotency"} {
+	for _, name := range []string{"records", "cvvs", "wallet_used", "cvv_sessions", "idempotency"} {
 		parts = append(parts, fmt.Sprintf("%d %s", counts[name], name))
 		total += counts[name]
 	}

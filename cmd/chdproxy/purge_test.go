@@ -66,20 +66,20 @@ func TestPurgeCommandDeletesOneMerchantOnRedisServer(t *testing.T) {
 	if _, prompt, err := run("--merchant m_1 --operator alice", "m_10\n", true); err == nil || !strings.Contains(prompt, "merchant m_1") {
 		t.Errorf("a wrong answer at the prompt: got %v after %q, want a refusal after a prompt naming m_1", err, prompt)
 	}
-	if n := rdb.DBSize(ctx).Val(); n != 8*seedKeys {
-		t.Fatalf("after the refusals: %d keys, want all %d", n, 8*seedKeys)
+	if n := rdb.DBSize(ctx).Val(); n != 10*seedKeys {
+		t.Fatalf("after the refusals: %d keys, want all %d", n, 10*seedKeys)
 	}
 
 	out, progress, err := run("--merchant m_1 --yes --operator alice --batch 300", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("purged merchant m_1: %[1]d records, %[1]d cvvs, %[1]d wallet_used, %[1]d idempotency (%[2]d keys)\n", seedKeys, 4*seedKeys)
+	want := fmt.Sprintf("purged merchant m_1: %[1]d records, %[1]d cvvs, %[1]d wallet_used, %[1]d cvv_sessions, %[1]d idempotency (%[2]d keys)\n", seedKeys, 5*seedKeys)
 	if out != want || progress != "" {
 		t.Errorf("got %q and %q on stderr, want %q and nothing on stderr (not a terminal)", out, progress, want)
 	}
 	left, _ := rdb.Keys(ctx, "*").Result()
-	if len(left) != 4*seedKeys || strings.Contains(strings.Join(left, " "), ":m_1:") {
+	if len(left) != 5*seedKeys || strings.Contains(strings.Join(left, " "), ":m_1:") {
 		t.Errorf("after the purge: %d keys, want the %d of m_10 only", len(left), 4*seedKeys)
 	}
 	if out, _, err := run("--merchant m_1 --operator alice", "m_1\n", true); err != nil || !strings.HasSuffix(out, "(0 keys)\n") {
