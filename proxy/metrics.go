@@ -56,7 +56,7 @@ var (
 var (
 	limiterReasons = []string{"key", "client", "upstream_busy", "vault_busy"}
 	transitCalls   = [][2]string{{"encrypt", "card"}, {"encrypt", "cvv"}, {"decrypt", "card"}, {"decrypt", "cvv"}, {"hmac", "fingerprint"}}
-	storeOps       = []string{"put", "get", "take_cvv", "take_wallet", "del", "ping"}
+	storeOps       = []string{"put", "get", "take_cvv", "take_wallet", "del", "ping", "restore_cvv", "restore_wallet", "put_session", "take_session", "attach_cvv"}
 )
 
 // observe makes d's metrics and connects the vault, the limiter and the audit
@@ -94,6 +94,7 @@ func newMetrics(d *deps) *metrics {
 		vault.TokenRevealed: f.counter("chdproxy_tokens_revealed_total", "Tokens decrypted for injection, by kind.", "kind"),
 		vault.TokenDeleted:  f.counter("chdproxy_tokens_deleted_total", "Tokens deleted on request."),
 		vault.CVVConsumed:   f.counter("chdproxy_cvvs_consumed_total", "CVVs deleted at their one use."),
+		vault.CVVAttached:   f.counter("chdproxy_cvvs_attached_total", "Fresh CVVs attached to card tokens through CVV re-collection."),
 	}
 	m.auditSync = f.histogram("chdproxy_audit_fsync_duration_seconds", "Write and fsync of one group-committed batch of audit records.", dependencyBuckets).WithLabelValues()
 	m.auditBatch = f.histogram("chdproxy_audit_batch_records", "Audit records per group commit.", sizeBuckets).WithLabelValues()
