@@ -586,15 +586,49 @@ work, so read the ratios, not the milliseconds.
   throughput target for the CPU one. The Vault client already keeps 64 idle connections per
   host (vault/transit_config.go), so concurrent transit calls reuse connections instead of
   opening new ones; Vault's dev server speaks plain HTTP, so HTTP/2 to it is not on offer.
-- **The tail at fixed rates is still open.** At 170/s the slow forwards are chdproxy's own
-  (its access log's duration p99 21 ms while the client saw 24) and come in bursts: several
-  requests in a row slow within one second, then none for seconds. Go's collector is not it
-  (gctrace at 170/s: 4 MB live, one cycle a second, 1–2 ms of concurrent mark, pauses under
-  0.3 ms). Across five 4-second runs of this round's code (GOGC 100 or 200) the p99 at 170/s
-  was 5, 9, 16, 24 and 25 ms, so the suspects left are what all requests in flight share and this machine's noise
-  feeds: the audit file's fsync (the ext4 journal commit also writes the access log's dirty
-  pages; its p90 inside chdproxy was 0.5–1.3 ms against the part's 0.1–0.3), Vault's own
-  pauses, and the load generator and sandbox on the same two cores.
+- **The tail at fixed rates is still open (issue 15, third round).** At 170/s the slow forwards
+  are chdproxy's own (its access log's duration p99 21 ms while the client saw 24) and come in
+  bursts: 5 to 100 requests in a row slow within 20–120 ms, then none for up to seconds. Measured
+  with chdbench -only forward -concurrency 1 -rates 190,485 -duration 5s (client p99 at 190/s and
+  485/s), a temporary per-request stage timer in chdproxy (since removed), schedstat, perf sched,
+  gctrace and /proc/stat:
+  - *No one stage holds it.* In the slowest 1% at 190/s every remote stage is slow at once:
+    Redis token read p99 9.0 ms (p50 0.15), attempt record 7.7 ms (0.26), the card's and CVV's
+    decrypts 16 and 20 ms (0.8; the part alone: 1.6), upstream headers 7.7 ms (0.4); the access
+    log line stays at 0.26 ms. Stages inside chdproxy alone (body, plan, splice) stay under 0.3 ms.
+  - *Not the fsync.* The attempt fsync inside chdproxy at 190/s: p50 0.18–0.30 ms, p90 0.6–1.4,
+    p99 2.1–6.5, max 11–25 ms (the part alone: p99 0.9). With the whole work folder (audit file,
+    access log, Vault's and Redis's files) on tmpfs, fsync 1 µs, one run gave 22.9 / 32.9 ms,
+    inside the spread of unchanged runs (24–43 ms at 190/s). A slow fsync can start a burst,
+    but removing it leaves the bursts.
+  - *Not Go's collector, in any of the three Go processes.* Vault collects every 0.85 s (17 MB
+    live, 10–40 ms of concurrent mark whose idle workers take 4–15 ms of CPU), chdbench every
+    few seconds (30 MB live, 60–90 ms of idle-worker CPU), chdproxy every second (2–5 ms). At
+    485/s 14 of 20 bursts began within 30 ms of a Vault cycle, but at 190/s the three largest
+    had no cycle of any process within 80 ms before them; GOGC=1000 everywhere gave 28.2 /
+    50.2 and 23.5 / 65.4 ms, GOGC=off everywhere 42.8 / 53.4 ms.
+  - *Not Redis persistence* (chdbench's redis-server runs with --save "" --appendonly no),
+    *not the coalescer* (MaxInFlight 64 instead of 2: 37.6 / 95.5 ms), *not the host*: no steal
+    during the 190/s phase (32 ticks, 5% of a core, at 485/s), and a separate 1 ms sleeper
+    woke within 3 ms during most bursts (4 of its 1,000 wake-ups a second were over 10 ms late).
+    The machine itself is not quiet: two threads spinning on an idle machine saw gaps of up to
+    4–12 ms in 15 s.
+  - *What is seen is run-queue delay on two shared cores.* At 190/s chdproxy's threads run
+    25–30 ms per 100 ms and wait runnable 19–30 ms (about 1.3 ms per forward), Vault's run 15–20
+    and wait 9–13; in the 100 ms windows of a burst chdproxy waits 100–216 ms and Vault 80–130,
+    summed over threads. perf sched over 3 s at 190/s: both cores at 1.99 busy for about 40 ms,
+    begun by a multi-millisecond slice of one process (Vault threads running 2.1–3.4 ms each,
+    chdbench 5 ms), against 1.3 cores in ordinary 5 ms buckets (perf included); the longest
+    single wait was 6.9 ms (chdproxy), 5.5 (Vault), 1.9 (chdbench). Fewer threads, three runs
+    each back to back without the stage timer: unchanged 61.4 / 56.9, 23.6 / 61.1, 24.8 / 38.4
+    ms; chdproxy at GOMAXPROCS=1 31.9 / 40.8, 28.6 / 64.0, 34.4 / 49.4; Vault at GOMAXPROCS=1
+    21.7 / 49.5, 14.4 / 64.7, 23.9 / 63.4; none apart from the spread.
+  So each forward is a chain of about 50 wake-ups across four processes on two cores, and a
+  few milliseconds of anything (a Vault cycle, a slow journal commit, a long slice) make the
+  next arrivals overlap; why such a burst then takes 40–100 ms to drain at 10% of capacity is
+  not yet explained. The next step is to follow one slow forward's wake-ups across the
+  processes (perf sched with a wall clock beside the stage timer), and to run Vault and
+  Redis on cores of their own to tell contention from chdproxy.
 - **One Vault call per forward is not reachable without a design change.** A card and its
   CVV are under separate transit keys (the design gives the CVV its own), and transit batches only
   within one key, so a forward with a CVV makes two Vault calls, in parallel. Each is an
