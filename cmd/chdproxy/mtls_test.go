@@ -106,12 +106,7 @@ func TestForwardListenerChecksClientCertificatesPerMerchant(t *testing.T) {
 	up.StartTLS()
 	defer up.Close()
 
-	pol, err := os.ReadFile("../../deploy/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	polText := strings.NewReplacer("https://chd-api.smartcore.pro", up.URL, "https://api-gateway.smartcore.pro", up.URL,
-		"    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n").Replace(string(pol))
+	polText := shippedPolicyFor(t, up.URL)
 	c := newTestConfig(t, rs.Addr, vs.Addr, vs.Token, "")
 	pki := newMTLSPKI(t, c.dir)
 	c.base = strings.Replace(c.base, "policy: ../../deploy/policy.yaml", "policy: "+c.file("policy.yaml", polText), 1)
@@ -322,13 +317,7 @@ merchants:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("CHDPROXY_KEYS", tt.env)
-			text := base
-			for i := 0; i+1 < len(tt.repl); i += 2 {
-				if n := strings.Count(text, tt.repl[i]); n != 1 {
-					t.Fatalf("replacement %q matches %d times, want 1", tt.repl[i], n)
-				}
-				text = strings.Replace(text, tt.repl[i], tt.repl[i+1], 1)
-			}
+			text := replaceOnce(t, base, tt.repl)
 			file := filepath.Join(t.TempDir(), "chdproxy.yaml")
 			if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 				t.Fatal(err)

@@ -53,13 +53,7 @@ func TestServeOnRealVaultAndRedis(t *testing.T) {
 		}
 		return p
 	}
-	pol, err := os.ReadFile("../../deploy/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A policy file that names the sandbox must acknowledge it as the card-data host.
-	polText := strings.NewReplacer("https://chd-api.smartcore.pro", up.URL, "https://api-gateway.smartcore.pro", up.URL,
-		"    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n").Replace(string(pol))
+	polText := shippedPolicyFor(t, up.URL)
 	pk, sk := "pk_"+strings.Repeat("a", 32), "sk_"+strings.Repeat("b", 32)
 	addr := func() string {
 		p, err := testenv.FreePort(false)
@@ -224,13 +218,7 @@ merchants:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text := base
-			for i := 0; i+1 < len(tt.repl); i += 2 {
-				if n := strings.Count(text, tt.repl[i]); n != 1 {
-					t.Fatalf("replacement %q matches %d times, want 1", tt.repl[i], n)
-				}
-				text = strings.Replace(text, tt.repl[i], tt.repl[i+1], 1)
-			}
+			text := replaceOnce(t, base, tt.repl)
 			file := filepath.Join(t.TempDir(), "chdproxy.yaml")
 			if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 				t.Fatal(err)
@@ -255,4 +243,28 @@ func TestEnvKeysCannotReuseADigestOfTheFile(t *testing.T) {
 			t.Errorf("CHDPROXY_KEYS=%s: got %v, want ErrDuplicateKey", env[:strings.Index(env, ":sha256")], err)
 		}
 	}
+}
+
+// shippedPolicyFor is deploy/policy.yaml with both SmartPayments hosts pointed at
+// upstream; a policy file that names the sandbox must acknowledge it as the card-data host.
+func shippedPolicyFor(t *testing.T, upstream string) string {
+	t.Helper()
+	pol, err := os.ReadFile("../../deploy/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("https://chd-api.smartcore.pro", upstream, "https://api-gateway.smartcore.pro", upstream,
+		"    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n").Replace(string(pol))
+}
+
+// replaceOnce applies the (old, new) pairs of repl to text, each old matching exactly once.
+func replaceOnce(t *testing.T, text string, repl []string) string {
+	t.Helper()
+	for i := 0; i+1 < len(repl); i += 2 {
+		if n := strings.Count(text, repl[i]); n != 1 {
+			t.Fatalf("replacement %q matches %d times, want 1", repl[i], n)
+		}
+		text = strings.Replace(text, repl[i], repl[i+1], 1)
+	}
+	return text
 }

@@ -109,12 +109,7 @@ func newVaultAuthEnv(t *testing.T, vs *testenv.VaultServer, auth string) *serveE
 	up.StartTLS()
 	t.Cleanup(up.Close)
 	dir, write := checkConfigFixture(t)
-	pol, err := os.ReadFile("../../deploy/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	polText := strings.NewReplacer("https://chd-api.smartcore.pro", up.URL, "https://api-gateway.smartcore.pro", up.URL,
-		"    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n").Replace(string(pol))
+	polText := shippedPolicyFor(t, up.URL)
 	e := &serveEnv{audit: filepath.Join(dir, "audit.jsonl"), pk: "pk_" + strings.Repeat("e", 32), sk: "sk_" + strings.Repeat("f", 32), redis: rs.Addr}
 	for _, a := range []*string{&e.collect, &e.forward, &e.admin} {
 		p, err := testenv.FreePort(false)

@@ -84,12 +84,7 @@ func newServeEnvWith(t *testing.T, o envOptions, up http.Handler, extra string) 
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	dir, write := checkConfigFixture(t)
-	pol, err := os.ReadFile("../../deploy/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	polText := strings.NewReplacer("https://chd-api.smartcore.pro", srv.URL, "https://api-gateway.smartcore.pro", srv.URL,
-		"    upstream: chd-api\n", "    upstream: chd-api\n    acknowledge: [nonstandard_host]\n").Replace(string(pol))
+	polText := shippedPolicyFor(t, srv.URL)
 	e := &serveEnv{upstream: srv, audit: filepath.Join(dir, "audit.jsonl"), pk: "pk_" + strings.Repeat("c", 32), sk: "sk_" + strings.Repeat("d", 32), redis: rs.Addr}
 	addrs := make([]string, 3)
 	for i := range addrs {
