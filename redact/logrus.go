@@ -11,30 +11,51 @@ import (
 )
 
 // formatter is the logrus formatter of every logger in chdproxy. It adds
-// Fields to the entry, formats it with Inner, then scrubs the formatted
-// bytes: the message, every field and every error are covered, whatever
-// their type, because nothing is looked at before it is text. Hooks run
-// before formatters and see raw entries: do not add hooks that ship
+// Fields to the entry, formats it as a JSON line (or with Inner), then scrubs
+// the formatted bytes: the message, every field and every error are covered,
+// whatever their type, because nothing is looked at before it is text. Hooks
+// run before formatters and see raw entries: do not add hooks that ship
 // entries elsewhere.
 type formatter struct {
-	Inner  logrus.Formatter // nil: logrus.JSONFormatter
+	Inner  logrus.Formatter // nil: logrus.JSONFormatter's lines, written by appendJSONLine
 	R      *Redactor        // nil: New(Rules{})
 	Fields logrus.Fields    // added to every entry (e.g. policy_hash); they win over the entry's own
 }
 
 var (
-	defaultInner    logrus.Formatter = &logrus.JSONFormatter{}
+	callerFormatter logrus.Formatter = &logrus.JSONFormatter{}
 	defaultRedactor                  = New(Rules{})
 )
 
 // Format implements logrus.Formatter.
 func (f *formatter) Format(e *logrus.Entry) ([]byte, error) {
-	inner, r := f.Inner, f.R
-	if inner == nil {
-		inner = defaultInner
-	}
+	r := f.R
 	if r == nil {
 		r = defaultRedactor
+	}
+	b, err := f.format(e)
+	if err != nil {
+		// logrus prints this error on stderr: scrub its text as well.
+		return nil, errors.New("redact: formatting log entry: " + r.String(err.Error()))
+	}
+	return r.Scrub(b), nil
+}
+
+func (f *formatter) format(e *logrus.Entry) ([]byte, error) {
+	if f.Inner == nil && !e.HasCaller() {
+		if e.Buffer == nil {
+			return appendJSONLine(nil, e, f.Fields)
+		}
+		b, err := appendJSONLine(e.Buffer.AvailableBuffer(), e, f.Fields)
+		if err != nil {
+			return nil, err
+		}
+		e.Buffer.Write(b) // keeps what append grew for the pooled buffer
+		return e.Buffer.Bytes(), nil
+	}
+	inner := f.Inner
+	if inner == nil { // a caller's func and file: logrus' own formatter has them
+		inner = callerFormatter
 	}
 	if len(f.Fields) > 0 {
 		// Work on a copy: Entry.String and Entry.Bytes format the caller's entry.
@@ -44,12 +65,7 @@ func (f *formatter) Format(e *logrus.Entry) ([]byte, error) {
 		maps.Copy(c.Data, f.Fields)
 		e = &c
 	}
-	b, err := inner.Format(e)
-	if err != nil {
-		// logrus prints this error on stderr: scrub its text as well.
-		return nil, errors.New("redact: formatting log entry: " + r.String(err.Error()))
-	}
-	return r.Scrub(b), nil
+	return inner.Format(e)
 }
 
 // NewLogger returns a logger writing JSON lines to w, each scrubbed by r
@@ -58,7 +74,6 @@ func NewLogger(w io.Writer, r *Redactor, policyHash string) *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(w)
 	l.SetFormatter(&formatter{
-		Inner:  &logrus.JSONFormatter{},
 		R:      r,
 		Fields: logrus.Fields{"policy_hash": policyHash},
 	})
