@@ -88,6 +88,7 @@ func newKeys() benchKeys {
 // subprocess, the process.
 type chdproxyEnv struct {
 	collect, forward, admin string
+	pprof                   string        // base URL of the CPU profile listener; "" in-process
 	proc                    *testenv.Proc // nil in-process
 	stop                    func()
 }
@@ -159,9 +160,16 @@ func serveConfig(dir, policyPath string, v *testenv.VaultServer, redisAddr strin
 
 const benchOrigin = "https://shop.example"
 
-// startChdproxy runs `chdproxy serve --config cfg` and waits for /healthz.
+// startChdproxy runs `chdproxy serve --config cfg`, with its CPU profile
+// listener on (a build without -tags production has one), and waits for /healthz.
 func startChdproxy(dir, bin, cfg string, ports [3]int) (*chdproxyEnv, error) {
-	p, err := testenv.StartProc("chdproxy", bin, []string{"serve", "--config", cfg}, testenv.ChildEnv(dir), filepath.Join(dir, "chdproxy.log"))
+	pprofPort, err := testenv.FreePort(false)
+	if err != nil {
+		return nil, err
+	}
+	pprofAddr := "127.0.0.1:" + strconv.Itoa(pprofPort)
+	env := append(testenv.ChildEnv(dir), "CHDPROXY_PPROF_ADDR="+pprofAddr)
+	p, err := testenv.StartProc("chdproxy", bin, []string{"serve", "--config", cfg}, env, filepath.Join(dir, "chdproxy.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +177,7 @@ func startChdproxy(dir, bin, cfg string, ports [3]int) (*chdproxyEnv, error) {
 		collect: "http://127.0.0.1:" + strconv.Itoa(ports[0]),
 		forward: "http://127.0.0.1:" + strconv.Itoa(ports[1]),
 		admin:   "http://127.0.0.1:" + strconv.Itoa(ports[2]),
+		pprof:   "http://" + pprofAddr,
 		proc:    p, stop: func() { p.Shutdown(grace) },
 	}
 	if err := p.WaitFor(30*time.Second, func() error { return ready(e.admin) }); err != nil {

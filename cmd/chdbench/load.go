@@ -36,6 +36,7 @@ type outcome struct {
 	cpu      []float64     // CPU seconds of each watched process in the window
 	sysc     []float64     // read and write system calls (syscr+syscw) of each watched process in the window
 	csw      []float64     // context switches of each watched process's threads in the window
+	runWait  []float64     // seconds each watched process's threads waited runnable for a core in the window
 	peakRSS  []int64       // VmHWM of each watched process (bytes), since the phase began
 	busy     float64       // CPU seconds the whole machine was busy in the window
 	firstErr error
@@ -56,6 +57,7 @@ func (p phase) run() outcome {
 		cpu0     []float64
 		sys0     []float64
 		csw0     []float64
+		wait0    []float64
 		busy0    float64
 		sampled  sync.WaitGroup
 	)
@@ -65,8 +67,9 @@ func (p phase) run() outcome {
 		cpu0 = make([]float64, len(p.watch))
 		sys0 = make([]float64, len(p.watch))
 		csw0 = make([]float64, len(p.watch))
+		wait0 = make([]float64, len(p.watch))
 		for i, w := range p.watch {
-			cpu0[i], sys0[i], csw0[i] = w.cpu(), w.syscalls(), w.switches()
+			cpu0[i], sys0[i], csw0[i], wait0[i] = w.cpu(), w.syscalls(), w.switches(), w.runWait()
 		}
 	})
 	// one runs op once as scheduled at t0; false ends the worker.
@@ -145,6 +148,7 @@ func (p phase) run() outcome {
 		o.cpu = append(o.cpu, w.cpu()-cpu0[i])
 		o.sysc = append(o.sysc, w.syscalls()-sys0[i])
 		o.csw = append(o.csw, w.switches()-csw0[i])
+		o.runWait = append(o.runWait, w.runWait()-wait0[i])
 		o.peakRSS = append(o.peakRSS, w.peak())
 	}
 	slices.Sort(o.lat)
@@ -256,6 +260,28 @@ func (w *procWatch) switches() float64 {
 		}
 	}
 	return n
+}
+
+// runWait returns the seconds the process's live threads have spent runnable
+// but waiting for a core (the second field of /proc/PID/task/TID/schedstat):
+// the scheduling delay two shared cores add to every wake-up.
+func (w *procWatch) runWait() float64 {
+	tasks, err := os.ReadDir(w.path("task"))
+	if err != nil {
+		return math.NaN()
+	}
+	ns := 0.0
+	for _, t := range tasks {
+		b, err := os.ReadFile(w.path("task/" + t.Name() + "/schedstat"))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			x, _ := strconv.ParseFloat(f[1], 64)
+			ns += x
+		}
+	}
+	return ns / 1e9
 }
 
 // resetPeak resets VmHWM (Linux ≥ 4.0: "5" > /proc/PID/clear_refs).

@@ -15,7 +15,9 @@
 //
 // Each phase records CPU, read/write system calls (/proc/PID/io) and, for
 // chdproxy, context switches per request, and the report turns them and the
-// parts (each building block alone) into targets computed as ratios.
+// parts (each building block alone) into targets computed as ratios. After
+// the measured phases, three profile phases CPU-profile chdproxy and Vault
+// and sort their samples into areas (profiling.go, profile.go).
 //
 // It writes a Markdown table and JSON (docs/bench.md, docs/bench.json by
 // default). `make bench` runs it; it is not part of CI.
@@ -31,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -212,6 +215,9 @@ func run(o options) error {
 	}
 	if o.only == "" || o.only == "forward" {
 		rep.Rows = append(rep.Rows, b.forwardAll()...)
+	}
+	if cp.pprof != "" { // not in-process: chdproxy would be chdbench itself
+		rep.Profiles = b.profileAll(rep, vs, dir)
 	}
 	rep.Finished = time.Now().UTC()
 	rep.TotalS = rep.Finished.Sub(began).Seconds()
@@ -466,17 +472,20 @@ var fixedRates = []float64{0.05, 0.10, 0.25, 0.50}
 // injected once), so the phase takes tokens from a pool made beforehand and
 // topped up to what expectRPS would use; tokens left over serve the next phase.
 func (b *bench) forward(path string, c int, rate, expectRPS float64) row {
+	o, note, err := b.forwardPhase(path, c, rate, expectRPS, b.o.warmup, b.o.dur)
+	if err != nil {
+		return row{Scenario: "forward", Path: path, Concurrency: c, Rate: rate, Note: err.Error()}
+	}
+	return b.row("forward", path, c, rate, o, note)
+}
+
+// forwardPhase runs one forward phase of warmup then dur; note says why it
+// was cut short, err why it could not run.
+func (b *bench) forwardPhase(path string, c int, rate, expectRPS float64, warmup, dur time.Duration) (_ outcome, note string, err error) {
 	var pool []string
-	note := ""
 	if path == pathChdproxy {
-		want := int(expectRPS*(b.o.warmup+b.o.dur).Seconds()*1.2) + 200
-		if n := want - len(b.pool); n > 0 {
-			logf("making %d more tokens for the forward phase", n)
-			more, err := b.makeTokens(n)
-			if err != nil {
-				return row{Scenario: "forward", Path: path, Concurrency: c, Rate: rate, Note: "token pool: " + err.Error()}
-			}
-			b.pool = append(b.pool, more...)
+		if err := b.topUpPool(expectRPS, warmup+dur); err != nil {
+			return outcome{}, "", err
 		}
 		pool = b.pool
 	}
@@ -518,11 +527,26 @@ func (b *bench) forward(path string, c int, rate, expectRPS float64) row {
 	} else {
 		logf("forward  %-14s c=%-3d", path, c)
 	}
-	o := phase{conc: c, rate: rate, warmup: b.o.warmup, dur: b.o.dur, op: op, watch: b.watched()}.run()
-	if o.elapsed < b.o.dur-50*time.Millisecond {
+	o := phase{conc: c, rate: rate, warmup: warmup, dur: dur, op: op, watch: b.watched()}.run()
+	if o.elapsed < dur-50*time.Millisecond {
 		note = fmt.Sprintf("token pool ran out after %.1fs", o.elapsed.Seconds())
 	}
-	return b.row("forward", path, c, rate, o, note)
+	return o, note, nil
+}
+
+// topUpPool makes tokens until the pool holds what a phase of span at
+// expectRPS would spend, and a margin.
+func (b *bench) topUpPool(expectRPS float64, span time.Duration) error {
+	want := int(expectRPS*span.Seconds()*1.2) + 200
+	if n := want - len(b.pool); n > 0 {
+		logf("making %d more tokens for the forward phase", n)
+		more, err := b.makeTokens(n)
+		if err != nil {
+			return fmt.Errorf("token pool: %w", err)
+		}
+		b.pool = append(b.pool, more...)
+	}
+	return nil
 }
 
 // paymentBody is a typical initPaymentHost2Host request (the README's).
@@ -610,6 +634,17 @@ func (b *bench) row(scenario, path string, c int, rate float64, o outcome, note 
 	r.VaultCPUPer1k = per1k(o.cpu[1])
 	r.RedisCPUPer1k = per1k(o.cpu[2])
 	r.VaultSyscalls, r.RedisSyscalls = perReq(o.sysc[1]), perReq(o.sysc[2])
+	msPerReq := func(s float64) *float64 {
+		if len(o.lat) == 0 || math.IsNaN(s) {
+			return nil
+		}
+		v := round(s*1000/float64(len(o.lat)), 3)
+		return &v
+	}
+	if path == pathChdproxy && b.watch.chdproxy != nil {
+		r.RunWait = msPerReq(o.runWait[0])
+	}
+	r.VaultRunWait = msPerReq(o.runWait[1])
 	r.BenchCPUPer1k = per1k(o.cpu[3])
 	// What else ran on the machine meanwhile (other programs, the kernel's own
 	// work not charged to a process): a noisy neighbour shows here.

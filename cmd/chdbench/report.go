@@ -43,9 +43,13 @@ type row struct {
 	VaultSyscalls *float64 `json:"vault_syscalls_per_req,omitempty"`
 	RedisSyscalls *float64 `json:"redis_syscalls_per_req,omitempty"`
 	Switches      *float64 `json:"ctx_switches_per_req,omitempty"`
-	BusyCores     float64  `json:"busy_cores"`  // the machine's busy CPU, in cores
-	OtherCores    float64  `json:"other_cores"` // of which not ours (other programs)
-	Note          string   `json:"note,omitempty"`
+	// Milliseconds per request that chdproxy's and Vault's threads waited
+	// runnable for a core (schedstat run delay, summed over threads).
+	RunWait      *float64 `json:"run_wait_ms_per_req,omitempty"`
+	VaultRunWait *float64 `json:"vault_run_wait_ms_per_req,omitempty"`
+	BusyCores    float64  `json:"busy_cores"`  // the machine's busy CPU, in cores
+	OtherCores   float64  `json:"other_cores"` // of which not ours (other programs)
+	Note         string   `json:"note,omitempty"`
 }
 
 // ratio compares chdproxy with a baseline at one concurrency.
@@ -88,6 +92,8 @@ type report struct {
 	Targets  []target          `json:"targets"`
 	// Budget explains chdproxy's p50 at the lowest concurrency with the parts.
 	Budget []string `json:"budget"`
+	// Profiles are where chdproxy's and Vault's CPU goes, by area, under three loads.
+	Profiles []profileRun `json:"profiles,omitempty"`
 }
 
 func (r *report) part(prefix string) float64 { return r.partQ(prefix, false) }
@@ -376,8 +382,8 @@ func (r *report) sweepMarkdown(w func(string, ...any)) {
 	w("\n## Forward sweep: fixed rates, a fraction of chdproxy's best\n\n")
 	w("Open loop: requests are due at a fixed rate whatever the answers do, so the curve from idle to half load shows. ")
 	w("CPU and system calls are per forward; a cost that falls as the rate rises is paid for being woken, not for the work.\n\n")
-	w("| rate | of best | direct p50 / p99 ms | chdproxy p50 ms | p99 ms | p99.9 ms | chdproxy CPU ms/forward | Vault CPU ms/forward | syscalls/forward chdproxy · Vault · Redis | chdproxy context switches/forward | busy cores (other) | errors |\n")
-	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| rate | of best | direct p50 / p99 ms | chdproxy p50 ms | p99 ms | p99.9 ms | chdproxy CPU ms/forward | Vault CPU ms/forward | syscalls/forward chdproxy · Vault · Redis | chdproxy context switches/forward | waited for a core ms/forward chdproxy · Vault | busy cores (other) | errors |\n")
+	w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, f := range fracs {
 		p, d := r.findFrac(pathChdproxy, f), r.findFrac(pathDirect, f)
 		if p == nil {
@@ -391,10 +397,177 @@ func (r *report) sweepMarkdown(w func(string, ...any)) {
 		if p.Note != "" {
 			errs += " (" + strings.ReplaceAll(p.Note, "|", "/") + ")"
 		}
-		w("| %.0f/s | %.0f%% | %s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %.2f (%.2f) | %s |\n", p.Rate, f*100, direct,
+		w("| %.0f/s | %.0f%% | %s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s · %s | %.2f (%.2f) | %s |\n", p.Rate, f*100, direct,
 			p.P50, p.P99, p.P999, fmtPtr(p.CPUPer1k, 3), fmtPtr(p.VaultCPUPer1k, 3), p.syscalls(), fmtPtr(p.Switches, 1),
-			p.BusyCores, p.OtherCores, errs)
+			fmtPtr(p.RunWait, 2), fmtPtr(p.VaultRunWait, 2), p.BusyCores, p.OtherCores, errs)
 	}
+}
+
+// profile returns the profile phase named name, nil when it did not run.
+func (r *report) profile(name string) *profileRun {
+	for i := range r.Profiles {
+		if r.Profiles[i].Name == name {
+			return &r.Profiles[i]
+		}
+	}
+	return nil
+}
+
+// profilesMarkdown writes where chdproxy's and Vault's CPU goes, by area, under
+// three loads, and what the low-rate and saturated forwards differ by.
+func (r *report) profilesMarkdown(w func(string, ...any)) {
+	if len(r.Profiles) == 0 {
+		return
+	}
+	low, sat, tok := r.profile(profForwardLow), r.profile(profForwardSat), r.profile(profTokenize)
+	w("\n## Profiles: where the CPU goes\n\n")
+	w("After the measured phases, each load again for %.0f s (%.0f s at 10%% of best, where requests are few; +%.0f s warm-up) with the same load code, while chdproxy "+
+		"(`CHDPROXY_PPROF_ADDR`, builds without -tags production) and Vault (`sys/pprof`) are CPU-profiled. "+
+		"Each sample goes to an area: Go's collector and scheduler if they are anywhere on its stack, else the first "+
+		"component found from the leaf up (`cmd/chdbench/profile.go`). CPU ms per request (share of the process's profiled CPU); "+
+		"× is 10%% of best over saturation: above 1, the area costs more per request when requests are few. "+
+		"A system call's kernel time, the wake-up of the process at the other end included, is charged to the Go code that made it. "+
+		"One sample is 10 ms of CPU: an area's figure moves by 10 ms ÷ requests with one sample more or less.\n\n",
+		profileDur.Seconds(), profileLowDur.Seconds(), profileWarmup.Seconds())
+	for _, proc := range []struct {
+		name string
+		c    classifier
+		get  func(*profileRun) *processProfile
+	}{
+		{"chdproxy", chdproxyClassifier, func(p *profileRun) *processProfile { return &p.Chdproxy }},
+		{"Vault", vaultClassifier, func(p *profileRun) *processProfile { return &p.Vault }},
+	} {
+		w("**%s**\n\n", proc.name)
+		w("| area | forward at 10%% of best%s ms/forward (%%) | forward at saturation%s ms/forward (%%) | × | tokenize at saturation%s ms/req (%%) |\n",
+			profLoad(low), profLoad(sat), profLoad(tok))
+		w("|---|---:|---:|---:|---:|\n")
+		pl, ps, pt := profOf(low, proc.get), profOf(sat, proc.get), profOf(tok, proc.get)
+		for _, name := range proc.c.areaNames() {
+			w("| %s | %s | %s | %s | %s |\n", name, areaCell(pl, name), areaCell(ps, name), areaRatio(pl, ps, name), areaCell(pt, name))
+		}
+		w("| **total profiled** | %s | %s | %s | %s |\n", totalCell(pl), totalCell(ps), totalRatio(pl, ps), totalCell(pt))
+		w("| total from /proc/PID/stat | %s | %s | | %s |\n", procCell(pl), procCell(ps), procCell(pt))
+		w("| samples | %s | %s | | %s |\n\n", samplesCell(pl), samplesCell(ps), samplesCell(pt))
+	}
+	for _, s := range r.profileFindings() {
+		w("%s\n\n", s)
+	}
+}
+
+// profileFindings are the sentences the profile tables support.
+func (r *report) profileFindings() []string {
+	low, sat := r.profile(profForwardLow), r.profile(profForwardSat)
+	if low == nil || sat == nil {
+		return nil
+	}
+	var out []string
+	for _, proc := range []struct {
+		name       string
+		pl, ps     *processProfile
+		growthFrom []string
+	}{
+		{"chdproxy", &low.Chdproxy, &sat.Chdproxy, chdproxyClassifier.areaNames()},
+		{"Vault", &low.Vault, &sat.Vault, vaultClassifier.areaNames()},
+	} {
+		pl, ps := proc.pl, proc.ps
+		if pl.Error != "" || ps.Error != "" || len(pl.Areas) == 0 || len(ps.Areas) == 0 {
+			continue
+		}
+		runtimeCPU := func(pp *processProfile) float64 { return pp.area(areaScheduler).MsPerReq + pp.area(areaGC).MsPerReq }
+		diff := pl.MsPerReq - ps.MsPerReq
+		schedDiff := pl.area(areaScheduler).MsPerReq - ps.area(areaScheduler).MsPerReq
+		gcDiff := pl.area(areaGC).MsPerReq - ps.area(areaGC).MsPerReq
+		s := fmt.Sprintf("At 10%% of best (%s), %s spends %.3f of its %.3f ms per forward in the scheduler and GC, against %.3f of %.3f at saturation (%s): "+
+			"the difference between the two rates is %.3f ms per forward, of which %.3f in the scheduler and %.3f in GC",
+			low.Load, proc.name, runtimeCPU(pl), pl.MsPerReq, runtimeCPU(ps), ps.MsPerReq, sat.Load, diff, schedDiff, gcDiff)
+		if name, d := largestGrowth(pl, ps, proc.growthFrom); name != "" && diff > 0 {
+			s += fmt.Sprintf("; besides them, %s grows most (%+.3f ms, %.0f%% of the difference)", name, d, 100*d/diff)
+		}
+		out = append(out, s+".")
+	}
+	return out
+}
+
+// largestGrowth is the area other than the scheduler and GC whose CPU per
+// request grows most from ps to pl.
+func largestGrowth(pl, ps *processProfile, names []string) (string, float64) {
+	best, bestD := "", 0.0
+	for _, name := range names {
+		if name == areaScheduler || name == areaGC {
+			continue
+		}
+		if d := pl.area(name).MsPerReq - ps.area(name).MsPerReq; d > bestD {
+			best, bestD = name, d
+		}
+	}
+	return best, bestD
+}
+
+func profLoad(p *profileRun) string {
+	if p == nil {
+		return ""
+	}
+	return " (" + p.Load + ")"
+}
+
+func profOf(p *profileRun, get func(*profileRun) *processProfile) *processProfile {
+	if p == nil {
+		return nil
+	}
+	return get(p)
+}
+
+func areaCell(pp *processProfile, name string) string {
+	if pp == nil || pp.Error != "" {
+		return "—"
+	}
+	a := pp.area(name)
+	return fmt.Sprintf("%.3f (%.0f%%)", a.MsPerReq, a.Percent)
+}
+
+func areaRatio(pl, ps *processProfile, name string) string {
+	if pl == nil || ps == nil || pl.Error != "" || ps.Error != "" {
+		return "—"
+	}
+	return fmtRatio(pl.area(name).MsPerReq, ps.area(name).MsPerReq)
+}
+
+func fmtRatio(a, b float64) string {
+	if b == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f×", a/b)
+}
+
+func totalCell(pp *processProfile) string {
+	switch {
+	case pp == nil:
+		return "not run"
+	case pp.Error != "":
+		return "no profile: " + strings.ReplaceAll(pp.Error, "|", "/")
+	}
+	return fmt.Sprintf("**%.3f**", pp.MsPerReq)
+}
+
+func totalRatio(pl, ps *processProfile) string {
+	if pl == nil || ps == nil || pl.Error != "" || ps.Error != "" {
+		return "—"
+	}
+	return fmtRatio(pl.MsPerReq, ps.MsPerReq)
+}
+
+func samplesCell(pp *processProfile) string {
+	if pp == nil || pp.Error != "" {
+		return "—"
+	}
+	return fmt.Sprint(pp.Samples)
+}
+
+func procCell(pp *processProfile) string {
+	if pp == nil || pp.Error != "" {
+		return "—"
+	}
+	return fmt.Sprintf("%.3f", pp.ProcMsPerReq)
 }
 
 func fmtPtr(v *float64, digits int) string {
@@ -436,6 +609,9 @@ func (r *report) markdown() []byte {
 		met := "met"
 		if !t.Met {
 			met = "**not met**"
+			if len(r.Profiles) > 0 {
+				met += " (see [Profiles](#profiles-where-the-cpu-goes))"
+			}
 		}
 		w("| %d | %s | %s | %s | %s |\n", t.Issue, t.Name, t.Wanted, t.Measured, met)
 	}
@@ -460,6 +636,7 @@ func (r *report) markdown() []byte {
 		}
 	}
 	r.sweepMarkdown(w)
+	r.profilesMarkdown(w)
 	if len(r.Parts) > 0 {
 		w("\n## The parts, alone, one call at a time\n\n")
 		w("What a request at low load cannot go below; tokenize and forward are made of these (see below).\n\n")

@@ -11,12 +11,13 @@ import (
 )
 
 // testOnlyParts are what a production binary must not hold (PCI DSS 6.5.6): the
-// in-memory Redis, the SmartPayments sandbox and the dev-only cipher. The packages
+// in-memory Redis, the SmartPayments sandbox, the dev-only cipher and the CPU
+// profile listener (runtime/pprof, pprof.go). The packages
 // are checked in `go list -deps`; the cipher lives in package vault beside the
 // transit client, so it is checked among the linked symbols.
 var (
-	testOnlyPackages = regexp.MustCompile(`(?m)^(github\.com/alicebob/miniredis\b.*|github\.com/chdproxy/chdproxy/smartpay)$`)
-	testOnlySymbols  = regexp.MustCompile(`(?m) (github\.com/alicebob/miniredis|github\.com/chdproxy/chdproxy/smartpay\.|github\.com/chdproxy/chdproxy/vault\.\(\*?LocalCipher\)|github\.com/chdproxy/chdproxy/vault\.NewLocalCipher)`)
+	testOnlyPackages = regexp.MustCompile(`(?m)^(github\.com/alicebob/miniredis\b.*|github\.com/chdproxy/chdproxy/smartpay|runtime/pprof)$`)
+	testOnlySymbols  = regexp.MustCompile(`(?m) (github\.com/alicebob/miniredis|github\.com/chdproxy/chdproxy/smartpay\.|github\.com/chdproxy/chdproxy/vault\.\(\*?LocalCipher\)|github\.com/chdproxy/chdproxy/vault\.NewLocalCipher|runtime/pprof\.)`)
 )
 
 // `go build -tags production` (the image's build) leaves out dev, sandbox and what
@@ -35,8 +36,8 @@ func TestProductionBuildHoldsNoTestOnlyCode(t *testing.T) {
 		}
 		return string(out)
 	}
-	if got := testOnlyPackages.FindAllString(goCmd("list", "-deps", "."), -1); len(got) < 2 {
-		t.Fatalf("the default build depends on %q: want miniredis and smartpay (else this test checks nothing)", got)
+	if got := testOnlyPackages.FindAllString(goCmd("list", "-deps", "."), -1); len(got) < 3 {
+		t.Fatalf("the default build depends on %q: want miniredis, smartpay and runtime/pprof (else this test checks nothing)", got)
 	}
 	if got := testOnlyPackages.FindAllString(goCmd("list", "-deps", "-tags", "production", "."), -1); len(got) > 0 {
 		t.Errorf("go list -deps -tags production: got %q, want no test-only package", got)
@@ -44,8 +45,8 @@ func TestProductionBuildHoldsNoTestOnlyCode(t *testing.T) {
 	dir := t.TempDir()
 	dev, bin := filepath.Join(dir, "chdproxy-default"), filepath.Join(dir, "chdproxy")
 	goCmd("build", "-o", dev, ".")
-	if got := testOnlySymbols.FindAllString(goCmd("tool", "nm", dev), -1); !strings.Contains(strings.Join(got, ""), "LocalCipher") {
-		t.Fatal("the default build's symbols lack the dev cipher: the symbol pattern is stale")
+	if got := strings.Join(testOnlySymbols.FindAllString(goCmd("tool", "nm", dev), -1), ""); !strings.Contains(got, "LocalCipher") || !strings.Contains(got, "runtime/pprof.") {
+		t.Fatal("the default build's symbols lack the dev cipher or runtime/pprof: the symbol pattern is stale")
 	}
 	goCmd("build", "-tags", "production", "-o", bin, ".")
 	if got := testOnlySymbols.FindAllString(goCmd("tool", "nm", bin), 5); len(got) > 0 {

@@ -152,6 +152,11 @@ func serve(ctx context.Context, args []string) error {
 	}
 	log := redact.NewLogger(os.Stderr, redact.New(pol.RedactRules()), pol.Hash)
 	redis.SetLogger(redisLogger{log})
+	stopProfile, err := startCPUProfileListener(log)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	rdb, err := cfg.redisClient()
 	if err != nil {
 		return err
