@@ -42,7 +42,7 @@ func (f *formatter) Format(e *logrus.Entry) ([]byte, error) {
 }
 
 func (f *formatter) format(e *logrus.Entry) ([]byte, error) {
-	if f.Inner == nil && !e.HasCaller() {
+	if f.Inner == nil && e.Caller == nil {
 		if e.Buffer == nil {
 			return appendJSONLine(nil, e, f.Fields)
 		}

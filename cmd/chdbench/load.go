@@ -242,46 +242,43 @@ func (w *procWatch) syscalls() float64 {
 // (voluntary: a thread went to sleep, on a futex, epoll or a blocking call;
 // involuntary: it was preempted): how often it parks and wakes.
 func (w *procWatch) switches() float64 {
+	return w.threadSum("status", func(s string) (n float64) {
+		for _, line := range strings.Split(s, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				x, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				n += x
+			}
+		}
+		return n
+	})
+}
+
+// runWait returns the seconds the process's live threads have spent runnable
+// but waiting for a core (the second field of schedstat): the scheduling delay
+// two shared cores add to every wake-up.
+func (w *procWatch) runWait() float64 {
+	return w.threadSum("schedstat", func(s string) float64 {
+		if f := strings.Fields(s); len(f) >= 2 {
+			ns, _ := strconv.ParseFloat(f[1], 64)
+			return ns / 1e9
+		}
+		return 0
+	})
+}
+
+// threadSum adds up parse of /proc/PID/task/TID/file over the live threads.
+func (w *procWatch) threadSum(file string, parse func(string) float64) float64 {
 	tasks, err := os.ReadDir(w.path("task"))
 	if err != nil {
 		return math.NaN()
 	}
 	n := 0.0
 	for _, t := range tasks {
-		b, err := os.ReadFile(w.path("task/" + t.Name() + "/status"))
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
-				x, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-				n += x
-			}
+		if b, err := os.ReadFile(w.path("task/" + t.Name() + "/" + file)); err == nil { // else the thread ended meanwhile
+			n += parse(string(b))
 		}
 	}
 	return n
-}
-
-// runWait returns the seconds the process's live threads have spent runnable
-// but waiting for a core (the second field of /proc/PID/task/TID/schedstat):
-// the scheduling delay two shared cores add to every wake-up.
-func (w *procWatch) runWait() float64 {
-	tasks, err := os.ReadDir(w.path("task"))
-	if err != nil {
-		return math.NaN()
-	}
-	ns := 0.0
-	for _, t := range tasks {
-		b, err := os.ReadFile(w.path("task/" + t.Name() + "/schedstat"))
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		if f := strings.Fields(string(b)); len(f) >= 2 {
-			x, _ := strconv.ParseFloat(f[1], 64)
-			ns += x
-		}
-	}
-	return ns / 1e9
 }
 
 // resetPeak resets VmHWM (Linux ≥ 4.0: "5" > /proc/PID/clear_refs).
