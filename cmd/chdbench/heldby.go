@@ -82,7 +82,7 @@ func (r *report) cpuCeiling(p, base *row, want float64) string {
 	ceiling := p.BusyCores / others * 1000
 	s := fmt.Sprintf("CPU: at c=%d the machine was %.2f cores busy, and per request Vault used %.3f ms, Redis %.3f, the load generator "+
 		"with the sandbox %.3f and other programs %.3f, %.3f ms in all besides chdproxy's %.3f; were chdproxy free, those cores would "+
-		"serve at most %.0f req/s (%.2f× %s)", p.Concurrency, p.BusyCores, *p.VaultCPUPer1k, *p.RedisCPUPer1k, *p.BenchCPUPer1k,
+		"serve at most %.0f req/s (%.3f× %s)", p.Concurrency, p.BusyCores, *p.VaultCPUPer1k, *p.RedisCPUPer1k, *p.BenchCPUPer1k,
 		p.OtherCores/p.RPS*1000, others, *p.CPUPer1k, ceiling, ceiling/base.RPS, pathNames[base.Path])
 	allowed := p.BusyCores/(want*base.RPS)*1000 - others
 	if allowed <= 0 {

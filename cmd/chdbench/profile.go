@@ -83,11 +83,24 @@ var chdproxyAreas = []area{
 	}},
 }
 
-// vaultAreas are coarser: Vault is not ours to change, only to tell apart.
+// vaultAreas are coarser: Vault is not ours to change, only to tell apart
+// what its transit work costs from what every request to it costs.
 var vaultAreas = []area{
-	{"crypto (transit; token hashing)", []string{"crypto/", "golang.org/x/crypto/"}},
+	{"transit: key derivation and encryption", []string{
+		"crypto/", "golang.org/x/crypto/", "github.com/hashicorp/vault/builtin/logical/transit", "github.com/hashicorp/vault/sdk/helper/keysutil",
+	}},
+	{"token lookup and policy check", []string{
+		"github.com/hashicorp/vault/vault.(*TokenStore)", "github.com/hashicorp/vault/vault.(*Core).LookupToken",
+		"github.com/hashicorp/vault/vault.(*Core).PopulateTokenEntry", "github.com/hashicorp/vault/vault.(*Core).CheckToken",
+		"github.com/hashicorp/vault/vault.(*ACL)", "github.com/hashicorp/vault/vault.(*PolicyStore)",
+	}},
+	{"quotas and request limits", []string{
+		"github.com/hashicorp/vault/vault/quotas", "github.com/hashicorp/vault/http.jsonLimitsValidation",
+		"github.com/hashicorp/vault/sdk/helper/jsonutil.VerifyMaxDepth", "github.com/hashicorp/vault/http.hitRateLimitQuota",
+	}},
+	{"request and answer JSON", []string{"encoding/json.", "github.com/hashicorp/vault/sdk/helper/jsonutil"}},
 	{"logging and audit", []string{"github.com/hashicorp/go-hclog", "github.com/hashicorp/vault/audit", "github.com/hashicorp/eventlogger"}},
-	{"HTTP server and request handling", []string{"net/http.", "github.com/hashicorp/vault/http."}},
+	{"HTTP server and routing", []string{"net/http.", "github.com/hashicorp/vault/http.", "github.com/hashicorp/vault/vault.(*Core)", "github.com/hashicorp/vault/vault.(*Router)", "github.com/hashicorp/vault/sdk/framework"}},
 }
 
 // classifier sorts stacks into areas: components are tried leaf-up; with own

@@ -141,7 +141,7 @@ func TestUnmetTargetsSayWhatHoldsThem(t *testing.T) {
 	}
 	for key, want := range map[string][]string{
 		// 2 cores ÷ (0.5 + 0.1 + 0.4 ms) = 2,000 req/s = 0.40× direct's 5,000; 0.35× leaves 2/1750 s − 1 ms.
-		keyForwardThroughput: {"1.000 ms in all besides chdproxy's 0.500", "serve at most 2000 req/s (0.40× direct)",
+		keyForwardThroughput: {"1.000 ms in all besides chdproxy's 0.500", "serve at most 2000 req/s (0.400× direct)",
 			"0.35× would leave chdproxy 0.143 ms per request (it used 0.500)"},
 		keyForwardP99: {"on 2 shared cores", "chdproxy's threads waited 2.50 ms per forward", "Vault's 1.20 ms", "with 0.90 cores busy"},
 	} {
