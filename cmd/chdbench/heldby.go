@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -30,9 +29,9 @@ func (r *report) explainTargets() {
 		case keyCPURatio:
 			t.HeldBy = r.wakeUpCost()
 		case keyForwardThroughput:
-			t.HeldBy = r.cpuCeiling(r.best("forward", pathChdproxy), r.best("forward", pathDirect), 0.35)
+			t.HeldBy = r.cpuCeiling(r.best("forward", pathChdproxy), r.best("forward", pathDirect), t.want)
 		case keyTokenizeThroughput:
-			t.HeldBy = r.cpuCeiling(r.best("tokenize", pathChdproxy), r.best("tokenize", pathFloor), 0.5)
+			t.HeldBy = r.cpuCeiling(r.best("tokenize", pathChdproxy), r.best("tokenize", pathFloor), t.want)
 		}
 	}
 }
@@ -122,9 +121,9 @@ func (r *report) wakeUpCost() string {
 		}
 	}
 	return fmt.Sprintf("being woken, spread over the whole path: at %s chdproxy's profile holds %.3f ms per forward against %.3f at %s, "+
-		"and %s of its %s areas cost more than 1.5× as much per forward; most: %s. Each round trip (client, Redis, Vault ×2, "+
+		"and %d of its %d areas cost more than 1.5× as much per forward; most: %s. Each round trip (client, Redis, Vault ×2, "+
 		"upstream, two fsyncs) parks and wakes a thread, whose system calls' kernel time (waking the process at the other end) "+
 		"is charged to the area that made them; under load one wake-up serves many requests, so the ratio is how idle the "+
 		"process is between round trips, not extra work (see Profiles)", low.Load, pl.MsPerReq, ps.MsPerReq, sat.Load,
-		strconv.Itoa(grown), strconv.Itoa(len(chdproxyClassifier.areaNames())), strings.Join(top, ", "))
+		grown, len(chdproxyClassifier.areaNames()), strings.Join(top, ", "))
 }

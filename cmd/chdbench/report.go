@@ -75,6 +75,7 @@ type target struct {
 	// HeldBy says, when not met, what holds it (heldby.go).
 	HeldBy string  `json:"held_by,omitempty"`
 	rate   float64 // the fixed rate of the row it judges, if any
+	want   float64 // the throughput ratio wanted, for a throughput target
 }
 
 type reportOptions struct {
@@ -367,6 +368,7 @@ func (r *report) proportionalTargets() {
 		q := p.RPS / base.RPS
 		add(t.key, 0, fmt.Sprintf("%s throughput at saturation vs %s", t.scenario, pathNames[t.versus]), fmt.Sprintf("≥ %.2f×", t.want),
 			fmt.Sprintf("%.2f× (%.0f req/s at c=%d vs %.0f req/s at c=%d)", q, p.RPS, p.Concurrency, base.RPS, base.Concurrency), q >= t.want)
+		r.Targets[len(r.Targets)-1].want = t.want
 	}
 }
 
