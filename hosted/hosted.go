@@ -71,53 +71,45 @@ type Route struct {
 
 // Routes are the hosted-field routes; lookup resolves a frame's publishable key.
 func Routes(lookup Lookup) []Route {
-	sdk := func(pinned bool, body []byte, ct string) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { serveSDK(w, pinned, body, ct) })
-	}
-	asset := func(body []byte, ct string) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { serveAsset(w, body, ct) })
-	}
 	const js, ts = "text/javascript; charset=utf-8", "application/typescript; charset=utf-8"
 	pin := "/collect/v" + Version
 	return []Route{
-		{http.MethodGet, "/collect.js", "collect_js", sdk(false, collectJS, js)},
-		{http.MethodGet, "/collect/v1/collect.js", "collect_js_v1", sdk(false, collectJS, js)},
-		{http.MethodGet, pin + "/collect.js", "collect_js_pinned", sdk(true, collectJS, js)},
-		{http.MethodGet, "/collect/v1/collect.d.ts", "collect_dts_v1", sdk(false, collectDTS, ts)},
-		{http.MethodGet, pin + "/collect.d.ts", "collect_dts_pinned", sdk(true, collectDTS, ts)},
-		{http.MethodGet, "/collect/v1/frame.js", "hosted_frame_js", asset(frameJS, js)},
-		{http.MethodGet, "/collect/v1/frame.css", "hosted_frame_css", asset(frameCSS, "text/css; charset=utf-8")},
+		{http.MethodGet, "/collect.js", "collect_js", static(collectJS, js, cacheShort, true)},
+		{http.MethodGet, "/collect/v1/collect.js", "collect_js_v1", static(collectJS, js, cacheShort, true)},
+		{http.MethodGet, pin + "/collect.js", "collect_js_pinned", static(collectJS, js, cachePinned, true)},
+		{http.MethodGet, "/collect/v1/collect.d.ts", "collect_dts_v1", static(collectDTS, ts, cacheShort, true)},
+		{http.MethodGet, pin + "/collect.d.ts", "collect_dts_pinned", static(collectDTS, ts, cachePinned, true)},
+		{http.MethodGet, "/collect/v1/frame.js", "hosted_frame_js", static(frameJS, js, cacheShort, false)},
+		{http.MethodGet, "/collect/v1/frame.css", "hosted_frame_css", static(frameCSS, "text/css; charset=utf-8", cacheShort, false)},
 		{http.MethodGet, "/collect/v1/card", "hosted_card_frame", frameHandler(lookup, "card")},
 		{http.MethodGet, "/collect/v1/cvv", "hosted_cvv_frame", frameHandler(lookup, "cvv")},
 	}
 }
 
-// serveSDK serves collect.js or its declarations to any page: public files, read
-// with CORS (crossorigin="anonymous" is what lets the browser check the SRI hash).
-func serveSDK(w http.ResponseWriter, pinned bool, body []byte, ct string) {
-	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
-	h.Set("Referrer-Policy", "no-referrer")
-	if pinned {
-		h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		h.Set("Cache-Control", "public, max-age=300")
-	}
-	_, _ = w.Write(body)
-}
+const (
+	cacheShort  = "public, max-age=300"
+	cachePinned = "public, max-age=31536000, immutable" // a versioned path never changes
+)
 
-// serveAsset serves the frame's own script and style: only our frame loads them.
-func serveAsset(w http.ResponseWriter, body []byte, ct string) {
-	h := w.Header()
-	h.Set("Content-Type", ct)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(body)
+// static serves one of our files. crossOrigin: collect.js and its declarations,
+// public files any page reads with CORS (crossorigin="anonymous" is what lets the
+// browser check the SRI hash); otherwise the frame's own script and style, which
+// only our frame loads.
+func static(body []byte, ct, cache string, crossOrigin bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", ct)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", cache)
+		if crossOrigin {
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		} else {
+			h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		}
+		_, _ = w.Write(body)
+	})
 }
 
 // safeOrigin is a serialised origin that can stand in a CSP header as it is:

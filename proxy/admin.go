@@ -117,10 +117,7 @@ func (d *deps) onToken(r *http.Request, op func(ctx context.Context, id string) 
 		return errTokenNotFound
 	}
 	info(r).token = id
-	if err := d.attempt(r); err != nil {
-		return err
-	}
-	ctx, done, err := d.vaultCall(r.Context())
+	ctx, done, err := d.attemptedVaultCall(r)
 	if err != nil {
 		return err
 	}

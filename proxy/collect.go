@@ -28,6 +28,15 @@ func (d *deps) vaultCall(ctx context.Context) (_ context.Context, done func(), _
 	return ctx, func() { cancel(); release() }, nil
 }
 
+// attemptedVaultCall writes the request's attempt record, then takes a Vault slot
+// as vaultCall does: what every operation that writes token records does first.
+func (d *deps) attemptedVaultCall(r *http.Request) (_ context.Context, done func(), _ error) {
+	if err := d.attempt(r); err != nil {
+		return nil, nil, err
+	}
+	return d.vaultCall(r.Context())
+}
+
 // maxCollectBody bounds a tokenize request: a wallet payload of 16 KiB as base64 plus fields.
 const maxCollectBody = 32 << 10
 
@@ -115,10 +124,7 @@ func (c *collect) tokenize(w http.ResponseWriter, r *http.Request, key Key) erro
 	if err != nil {
 		return err
 	}
-	if err := c.attempt(r); err != nil {
-		return err
-	}
-	ctx, done, err := c.vaultCall(r.Context())
+	ctx, done, err := c.attemptedVaultCall(r)
 	if err != nil {
 		return err
 	}

@@ -105,10 +105,7 @@ func (c *collect) attachCVV(w http.ResponseWriter, r *http.Request, key Key) err
 	if !vault.ValidCVVSessionID(f["session"]) {
 		return errCVVSessionNotFound
 	}
-	if err := c.attempt(r); err != nil {
-		return err
-	}
-	ctx, done, err := c.vaultCall(r.Context())
+	ctx, done, err := c.attemptedVaultCall(r)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,28 @@ import (
 	"github.com/chdproxy/chdproxy/smartpay"
 )
 
+// tlsUpstream serves h over TLS with a leaf of a CA made for the test; caPEM is what
+// upstream.ca_file names. wrap, when set, wraps the listener before it starts.
+func tlsUpstream(t *testing.T, h http.Handler, wrap func(net.Listener) net.Listener) (_ *httptest.Server, caPEM []byte) {
+	t.Helper()
+	ca, err := testenv.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv, ca.PEM()
+}
+
 // TestServeOnRealVaultAndRedis runs `chdproxy serve` as production would: a config file,
 // a real Vault dev server (keys created by create_keys), a real redis-server, the
 // default policy pointing at the sandbox over TLS with a CA bundle, and keys as
@@ -30,20 +53,9 @@ func TestServeOnRealVaultAndRedis(t *testing.T) {
 		t.Skip("integration test")
 	}
 	rs, vs := testenv.Redis(t), testenv.Vault(t)
-	ca, err := testenv.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sandbox := smartpay.NewSandbox(smartpay.Options{})
 	defer sandbox.Close()
-	up := httptest.NewUnstartedServer(sandbox.Handler())
-	up.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
-	up.StartTLS()
-	defer up.Close()
+	up, caPEM := tlsUpstream(t, sandbox.Handler(), nil)
 
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -81,7 +93,7 @@ merchants:
       - {role: secret, digest: "%s"}
 `, write("policy.yaml", polText), filepath.Join(dir, "audit.jsonl"), collect, forward, admin,
 		vs.Addr, write("vault-token", vs.Token), rs.Addr, write("idem", strings.Repeat("k", 40)),
-		write("ca.pem", string(ca.PEM())), proxy.KeyDigest(pk), proxy.KeyDigest(sk)))
+		write("ca.pem", string(caPEM)), proxy.KeyDigest(pk), proxy.KeyDigest(sk)))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -144,6 +156,7 @@ merchants:
 	}
 	// Outcome records are queued: they reach the file within a few milliseconds.
 	var audit []byte
+	var err error
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if audit, err = os.ReadFile(filepath.Join(dir, "audit.jsonl")); err != nil {
 			t.Fatal(err)

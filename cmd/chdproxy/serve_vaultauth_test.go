@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,20 +92,9 @@ func bootstrapVault(t *testing.T, vs *testenv.VaultServer, env ...string) string
 func newVaultAuthEnv(t *testing.T, vs *testenv.VaultServer, auth string) *serveEnv {
 	t.Helper()
 	rs := testenv.Redis(t)
-	ca, err := testenv.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sandbox := smartpay.NewSandbox(smartpay.Options{})
 	t.Cleanup(func() { sandbox.Close() })
-	up := httptest.NewUnstartedServer(sandbox.Handler())
-	up.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
-	up.StartTLS()
-	t.Cleanup(up.Close)
+	up, caPEM := tlsUpstream(t, sandbox.Handler(), nil)
 	dir, write := checkConfigFixture(t)
 	polText := shippedPolicyFor(t, up.URL)
 	e := &serveEnv{audit: filepath.Join(dir, "audit.jsonl"), pk: "pk_" + strings.Repeat("e", 32), sk: "sk_" + strings.Repeat("f", 32), redis: rs.Addr}
@@ -131,7 +118,7 @@ merchants:
   - id: m1
     keys: [{role: publishable, digest: "%s"}, {role: secret, digest: "%s"}]
 `, write("policy.yaml", polText), e.audit, e.collect, e.forward, e.admin, vs.Addr, auth, rs.Addr,
-		write("idem", strings.Repeat("k", 40)), write("ca.pem", string(ca.PEM())), proxy.KeyDigest(e.pk), proxy.KeyDigest(e.sk)))
+		write("idem", strings.Repeat("k", 40)), write("ca.pem", string(caPEM)), proxy.KeyDigest(e.pk), proxy.KeyDigest(e.sk)))
 	return e
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,21 +67,7 @@ func newServeEnvWith(t *testing.T, o envOptions, up http.Handler, extra string) 
 	if vs == nil {
 		vs = testenv.Vault(t)
 	}
-	ca, err := testenv.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(up)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
-	if o.wrapLn != nil {
-		srv.Listener = o.wrapLn(srv.Listener)
-	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	srv, caPEM := tlsUpstream(t, up, o.wrapLn)
 	dir, write := checkConfigFixture(t)
 	polText := shippedPolicyFor(t, srv.URL)
 	e := &serveEnv{upstream: srv, audit: filepath.Join(dir, "audit.jsonl"), pk: "pk_" + strings.Repeat("c", 32), sk: "sk_" + strings.Repeat("d", 32), redis: rs.Addr}
@@ -106,7 +91,7 @@ merchants:
   - id: m1
     keys: [{role: publishable, digest: "%s"}, {role: secret, digest: "%s"}]
 %s`, write("policy.yaml", polText), e.audit, e.collect, e.forward, e.admin, vs.Addr, write("vault-token", vs.Token), cmp.Or(o.vaultTimeout, "5s"), rs.Addr,
-		write("idem", strings.Repeat("k", 40)), write("ca.pem", string(ca.PEM())), o.upstream, proxy.KeyDigest(e.pk), proxy.KeyDigest(e.sk), extra))
+		write("idem", strings.Repeat("k", 40)), write("ca.pem", string(caPEM)), o.upstream, proxy.KeyDigest(e.pk), proxy.KeyDigest(e.sk), extra))
 	return e
 }
 
